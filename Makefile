@@ -1,0 +1,43 @@
+# ccstream: `make up` runs the whole pipeline on the embedded stack; `make test` runs the test suite.
+# Both install whatever is missing first (a .venv with ccstream, and redis-server from apt when root).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: up test install deps lint bench clean
+
+up: install deps
+	$(BIN)/ccstream up
+
+test: install deps
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check stream agents tests benchmarks
+	$(BIN)/mypy
+
+bench: install deps
+	$(BIN)/python -m benchmarks all
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+# redis-server is a system binary: install it with apt when we can, otherwise say exactly what to do.
+deps:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing redis-server with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	  else \
+	    echo "redis-server is missing: run 'sudo apt-get install redis-server' (or set CCSTREAM_REDIS_URL to a running Redis)"; \
+	    exit 1; \
+	  fi; }
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,194 @@
+"""Typed settings in one place: defaults that run the embedded stack, a TOML file, then CCSTREAM_* env.
+
+Precedence (last wins): built-in defaults < config file (``$CCSTREAM_CONFIG`` or ``<data_dir>/config.toml``)
+< environment variables ``CCSTREAM_<FIELD>`` (upper case). Lists in the environment are comma separated.
+Secrets (Kafka SASL password, ClickHouse DSN with a password) come from the environment or the file, never
+from the command line.
+
+This module imports only the standard library: the hook imports it on every Claude Code event.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import os
+import socket
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "CCSTREAM_"
+
+
+def default_claude_roots() -> list[Path]:
+    """The `projects/` folders Claude Code writes to: CLAUDE_CONFIG_DIR (comma list) or ~/.claude."""
+    raw = os.environ.get("CLAUDE_CONFIG_DIR", "")
+    bases = [Path(p).expanduser() for p in raw.split(",") if p.strip()] or [Path.home() / ".claude"]
+    return [b / "projects" for b in bases]
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return str(os.getuid())
+
+
+@dataclass
+class Settings:
+    # where ccstream keeps its state: Redis data, Faust tables, chDB store, spool, run files
+    data_dir: Path = field(default_factory=lambda: Path.home() / ".ccstream")
+    # the Claude Code `projects/` folders to follow; the tailer reads nothing outside them
+    claude_roots: list[Path] = field(default_factory=default_claude_roots)
+    # identity stamped on every row so a team's data stays attributable
+    host: str = field(default_factory=socket.gethostname)
+    user: str = field(default_factory=_os_user)
+
+    # Redis: None means "the embedded stack starts one" (or the hook uses the address `up` recorded)
+    redis_url: str | None = None
+    stream_key: str = "ccstream:sessions"
+    bridge_group: str = "ccstream-bridge"
+    hook_timeout: float = 0.05  # seconds for connect and write: the hook never makes Claude Code wait
+
+    # Kafka: None means "the embedded stack starts Tansu on loopback"
+    kafka_bootstrap: str | None = None
+    kafka_security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
+    kafka_sasl_mechanism: str | None = None  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+    topic_prefix: str = "ccstream"
+    topic_partitions: int = 4
+    # True where the broker keeps nothing across restarts (embedded Tansu): clear Faust state at start
+    # and take file cursors from what ClickHouse already holds.
+    broker_is_ephemeral: bool = False
+
+    # ClickHouse: None means chDB in <data_dir>/clickhouse
+    clickhouse_dsn: str | None = None
+
+    # Faust worker
+    app_id: str = "ccstream"
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    roles: list[str] = field(default_factory=lambda: ["edge", "sink"])
+
+    # tailer
+    poll_interval: float = 1.0  # seconds between stat checks of followed files (inotify also wakes it)
+    scan_interval: float = 30.0  # seconds between scans of the roots for new or changed files
+    use_inotify: bool = True
+    partial_line_quiet: float = 5.0  # an unterminated last line is taken after the file is quiet this long
+    max_line_bytes: int = 16 * 1024 * 1024  # longer lines go to the dead letters
+    read_chunk_bytes: int = 1024 * 1024  # bytes read from a file per step
+    chunk_max_bytes: int = 512 * 1024  # raw bytes carried by one Kafka message (a larger line travels alone)
+    idle_session_timeout: float = 6 * 3600.0  # a session quiet this long leaves memory
+    redaction: bool = True
+
+    # sink
+    sink_batch_messages: int = 200  # Kafka messages (chunks of lines) per insert at most
+    sink_batch_seconds: float = 0.5
+    sink_retry_max_seconds: float = 30.0
+
+    config_file: Path | None = None
+
+    # ---- derived -------------------------------------------------------------------------------
+    @property
+    def topic_sessions(self) -> str:
+        return f"{self.topic_prefix}.sessions"
+
+    @property
+    def topic_raw_events(self) -> str:
+        return f"{self.topic_prefix}.raw-events"
+
+    @property
+    def topic_dead_letters(self) -> str:
+        return f"{self.topic_prefix}.dead-letters"
+
+    @property
+    def topic_tail_requests(self) -> str:
+        # edge-local work queue: one per edge app so edges never share file state
+        return f"{self.topic_prefix}.{self.app_id}.tail-requests"
+
+    @property
+    def effective_clickhouse_dsn(self) -> str:
+        return self.clickhouse_dsn or f"chdb://{self.data_dir / 'clickhouse'}"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    @property
+    def faust_dir(self) -> Path:
+        return self.data_dir / "faust"
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _convert(value: Any, annotation: str) -> Any:
+    """Turn a string (env) or TOML value into the field's declared type."""
+    ann = annotation.replace(" ", "")
+    if value is None:
+        return None
+    if ann.startswith("list[Path]"):
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return [Path(str(i).strip()).expanduser() for i in items if str(i).strip()]
+    if ann.startswith("list[str]"):
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return [str(i).strip() for i in items if str(i).strip()]
+    if isinstance(value, str) and value == "" and "None" in ann:
+        return None
+    if ann.startswith("Path"):
+        return Path(str(value)).expanduser()
+    if ann.startswith("bool"):
+        if isinstance(value, bool):
+            return value
+        return str(value).strip().lower() in ("1", "true", "yes", "on")
+    if ann.startswith("int"):
+        return int(value)
+    if ann.startswith("float"):
+        return float(value)
+    return str(value)
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message says which and what to do."""
+
+
+def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Defaults, then the config file, then CCSTREAM_* environment, then explicit overrides."""
+    env = dict(os.environ if env is None else env)
+    values: dict[str, Any] = {}
+    annotations = {f.name: str(f.type) for f in fields(Settings)}
+
+    data_dir = Path(env.get(f"{ENV_PREFIX}DATA_DIR", str(Path.home() / ".ccstream"))).expanduser()
+    config_file = Path(env[f"{ENV_PREFIX}CONFIG"]).expanduser() if f"{ENV_PREFIX}CONFIG" in env else None
+    candidate = config_file or data_dir / "config.toml"
+    if candidate.is_file():
+        try:
+            with candidate.open("rb") as fh:
+                file_values = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {candidate}: {exc}") from exc
+        for key, raw in file_values.items():
+            if key not in annotations:
+                raise ConfigError(f"unknown setting {key!r} in {candidate}; known: {', '.join(sorted(annotations))}")
+            values[key] = _convert(raw, annotations[key])
+        values["config_file"] = candidate
+
+    for name, ann in annotations.items():
+        key = ENV_PREFIX + name.upper()
+        if key in env:
+            try:
+                values[name] = _convert(env[key], ann)
+            except ValueError as exc:
+                raise ConfigError(f"{key}={env[key]!r} is not a valid {ann}") from exc
+    values.update(overrides)
+    return Settings(**values)

