@@ -1,0 +1,114 @@
+"""The Faust app: topics, tables and agents for the edge role (sessions, tailer) and the sink role.
+
+`create_app(settings)` builds one app per worker process. Both roles run in one worker on the embedded stack;
+a team runs `ccstream edge` on each workstation (its own app id, so edges never share file state) and
+`ccstream sink` centrally (one app id shared by every sink worker, so they split the raw topic's partitions).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+
+from stream.config import Settings
+from stream.kafka import bootstrap, faust_credentials
+
+log = logging.getLogger("ccstream.app")
+
+
+@dataclass
+class Stats:
+    """Counters served by /status and logged; cheap enough to bump on the hot path."""
+
+    chunks_produced: int = 0
+    records_produced: int = 0
+    bad_lines: int = 0
+    truncations: int = 0
+    recreations: int = 0
+    refused_paths: int = 0
+    rows_inserted: int = 0
+    inserts: int = 0
+    insert_retries: int = 0
+    last_insert_at: float = 0.0
+    session_events: int = 0
+
+
+@dataclass
+class Runtime:
+    """What the agents of one worker share besides Faust tables."""
+
+    settings: Settings
+    ch: Any = None  # stream.clickhouse.client.ClickHouse where this worker reaches ClickHouse
+    writer: Any = None  # stream.clickhouse.writer.TraceWriter
+    checkpoints: dict[str, Any] = field(default_factory=dict)  # path -> stream.cursor.Checkpoint
+    stats: Stats = field(default_factory=Stats)
+
+
+def _open_clickhouse(rt: Runtime) -> None:
+    from stream.clickhouse.client import connect
+    from stream.clickhouse.schema import migrate
+    from stream.clickhouse.writer import TraceWriter
+
+    rt.ch = connect(rt.settings.effective_clickhouse_dsn)
+    migrate(rt.ch)
+    rt.writer = TraceWriter(rt.ch)
+
+
+def create_app(settings: Settings) -> faust.App:
+    roles = set(settings.roles)
+    unknown = roles - {"edge", "sink"}
+    if unknown or not roles:
+        raise ValueError(f"roles must be edge and/or sink, not {sorted(roles)}")
+    if settings.broker_is_ephemeral:
+        # A fresh in-memory broker has no changelogs and no committed offsets: persisted table state would
+        # claim offsets above the new highwater (ConsistencyError). ClickHouse holds the truth instead.
+        shutil.rmtree(settings.faust_dir, ignore_errors=True)
+    settings.faust_dir.mkdir(parents=True, exist_ok=True)
+
+    fast_group = settings.broker_is_ephemeral  # a local broker: join groups in seconds, not half a minute
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{bootstrap(settings)}",
+        broker_credentials=faust_credentials(settings),
+        store="rocksdb://",
+        datadir=str(settings.faust_dir),
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=1 if settings.broker_is_ephemeral else 3,
+        producer_compression_type="zstd",
+        producer_max_request_size=settings.max_line_bytes + 2 * 1024 * 1024,
+        producer_acks=-1,
+        consumer_max_fetch_size=8 * 1024 * 1024,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=6.0 if fast_group else 60.0,
+        broker_rebalance_timeout=6.0 if fast_group else 60.0,
+        broker_heartbeat_interval=1.0 if fast_group else 3.0,
+        broker_commit_interval=1.0,
+        web_enabled=True,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        table_cleanup_interval=60.0,
+        stream_wait_empty=False,
+    )
+    rt = Runtime(settings)
+    app.ccstream = rt  # type: ignore[attr-defined]
+
+    if "sink" in roles or settings.broker_is_ephemeral:
+        _open_clickhouse(rt)
+    if "edge" in roles and rt.writer is not None:
+        rt.checkpoints = rt.writer.file_checkpoints(settings.host)
+        log.info("loaded %d file checkpoints from ClickHouse", len(rt.checkpoints))
+
+    from agents import sessions, sink, tailer, web
+
+    if "edge" in roles:
+        tailer.register(app, rt)
+        sessions.register(app, rt)
+    if "sink" in roles:
+        sink.register(app, rt)
+    web.register(app, rt)
+    return app

@@ -1,0 +1,93 @@
+"""The sessions agent: hook events from ``ccstream.sessions`` → the ``sessions`` table → tail requests.
+
+SessionStart (any source) makes the tailer follow the transcript and the session's subagent files at once;
+SessionEnd asks for a final read (an unterminated last line is taken if it parses) after which the files
+leave memory. Hooks are triggers only: scans of the roots find everything a hook never announced.
+A payload whose transcript_path is outside the Claude roots is refused and recorded, never read.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import faust
+from stream.discovery import confine, subagent_files
+
+from agents.app import Runtime
+from agents.tailer import Tailer
+from stream.topics import DeadLetter, SessionEvent, file_id_for
+
+log = logging.getLogger("ccstream.sessions")
+
+# hook events that say "this session's files may have news"
+FOLLOW_EVENTS = {"SessionStart", "SubagentStop", "Stop", "PreCompact", "PostCompact", "UserPromptSubmit"}
+
+
+def register(app: faust.App, rt: Runtime) -> None:
+    s = rt.settings
+    tailer: Tailer = app.ccstream_tailer  # type: ignore[attr-defined]
+    topic = app.topic(s.topic_sessions, key_serializer="raw", value_serializer="raw",
+                      partitions=s.topic_partitions)
+    table = app.Table("sessions", default=None, partitions=s.topic_partitions,
+                      key_serializer="raw", value_serializer="json")
+
+    async def refuse(ev: SessionEvent, path: str) -> None:
+        rt.stats.refused_paths += 1
+        log.warning("session %s: refused transcript_path %r (not a regular file under %s)",
+                    ev.session_id, path, [str(r) for r in s.claude_roots])
+        fid = file_id_for(s.host, path)
+        letter = DeadLetter(host=s.host, path=path, file_id=fid, incarnation=0, offset=0, line_no=0,
+                            length=0, reason="refused_path", sample=ev.encode()[:4096],
+                            detected_at=time.time())
+        await tailer.dead_letters.send(key=fid.encode(), value=letter.encode())
+
+    @app.agent(topic, name="ccstream.sessions")
+    async def track(stream: Any) -> None:
+        async for value in stream:
+            try:
+                ev = SessionEvent.decode(value)
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("undecodable session event dropped from tracking (%s): %r", exc, value[:200])
+                continue
+            if ev.host and ev.host != s.host:
+                continue  # another workstation's session: its own edge follows it
+            key = ev.session_id.encode()
+            state: dict[str, Any] = dict(table.get(key) or {})
+            name = ev.hook_event_name
+            state.setdefault("session_id", ev.session_id)
+            state.setdefault("started_at", ev.received_at)
+            state.update(host=ev.host, user=ev.user, last_event=name, last_event_at=ev.received_at)
+            if ev.cwd:
+                state["cwd"] = ev.cwd
+            if name == "SessionStart":
+                state["source"] = ev.payload.get("source")
+                state.pop("ended_at", None)
+            if name == "SessionEnd":
+                state["ended_at"] = ev.received_at
+                state["reason"] = ev.payload.get("reason")
+            path = ev.transcript_path
+            final = name == "SessionEnd"
+            if isinstance(path, str) and path and (name in FOLLOW_EVENTS or final):
+                real = confine(path, tailer.roots)
+                if real is None:
+                    await refuse(ev, path)
+                else:
+                    state["transcript_path"] = str(real)
+                    await tailer.request(str(real), session_id=ev.session_id, final=final, reason=name)
+                    for sub in subagent_files(real):
+                        await tailer.request(str(sub), session_id=ev.session_id, final=final, reason=name)
+            agent_path = ev.payload.get("agent_transcript_path")
+            if isinstance(agent_path, str) and agent_path:
+                real_agent = confine(agent_path, tailer.roots)
+                if real_agent is None:
+                    await refuse(ev, agent_path)
+                else:
+                    await tailer.request(str(real_agent), session_id=ev.session_id, reason=name)
+            if final:
+                # ended sessions leave the table (bounded state); ClickHouse keeps their history
+                if key in table:
+                    del table[key]
+            else:
+                table[key] = state

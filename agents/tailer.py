@@ -1,0 +1,269 @@
+"""The tailer: follows transcript files and produces their complete lines to ``ccstream.raw-events``.
+
+Work arrives as TailRequests on the edge-local ``tail-requests`` topic, keyed by path, so the
+``file_offsets`` table (keyed by path too) is updated from agent context, partition for partition. Requests
+come from inotify (watchfiles), a 1 s stat poll of followed files, periodic scans of the roots, and the
+sessions agent (SessionStart/SessionEnd). A request reads everything new in the file: redundant requests
+cost a stat and nothing else, and a request for a path already queued is not sent twice.
+
+Each read step (stream.filereader, pure framing underneath) becomes ONE Kafka message carrying all its
+records (a chunk), and the cursor is written once per chunk after the broker acknowledged the chunk: a
+crash re-reads at most the last chunk, which the idempotent sink absorbs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faust
+from stream.cursor import Action, Cursor
+from stream.discovery import confine, iter_transcripts, session_and_agent
+from stream.filereader import ReadResult, read_step
+
+from agents.app import Runtime
+from stream.topics import DeadLetter, RawChunk, TailRequest, file_id_for
+
+log = logging.getLogger("ccstream.tailer")
+
+MAX_STEPS_PER_REQUEST = 8  # then re-queue the file so one huge file does not starve the others
+
+
+@dataclass(slots=True)
+class Followed:
+    """In-memory view of a followed file, for the poller. Bounded: idle and ended files leave it."""
+
+    session_id: str
+    agent_id: str | None
+    size: int
+    mtime: float
+    offset: int
+    last_change: float  # monotonic time the file last grew
+    ended: bool = False
+    tail_requested: bool = False  # a quiet-tail request was sent for the current size
+
+
+class Tailer:
+    def __init__(self, app: faust.App, rt: Runtime) -> None:
+        s = rt.settings
+        self.app = app
+        self.rt = rt
+        self.settings = s
+        self.requests = app.topic(s.topic_tail_requests, key_serializer="raw", value_serializer="raw",
+                                  partitions=s.topic_partitions, internal=False)
+        self.raw_events = app.topic(s.topic_raw_events, key_serializer="raw", value_serializer="raw",
+                                    partitions=s.topic_partitions)
+        self.dead_letters = app.topic(s.topic_dead_letters, key_serializer="raw", value_serializer="raw",
+                                      partitions=s.topic_partitions)
+        self.offsets = app.Table("file_offsets", default=None, partitions=s.topic_partitions,
+                                 key_serializer="raw", value_serializer="json")
+        self.followed: dict[str, Followed] = {}
+        self.queued: set[str] = set()  # paths with a request in flight: don't pile up duplicates
+        self.roots = [Path(r) for r in s.claude_roots]
+
+    # ---- requests ---------------------------------------------------------------------------------
+    async def request(self, path: str, *, session_id: str = "", agent_id: str | None = None,
+                      final: bool = False, reason: str = "") -> None:
+        if path in self.queued and not final:
+            return
+        self.queued.add(path)
+        req = TailRequest(path=path, session_id=session_id, agent_id=agent_id, final=final, reason=reason)
+        await self.requests.send(key=path.encode(), value=req.encode())
+
+    # ---- reading ------------------------------------------------------------------------------------
+    async def handle(self, req: TailRequest) -> None:
+        path = req.path
+        self.queued.discard(path)
+        if confine(path, self.roots) is None:
+            self.rt.stats.refused_paths += 1
+            log.warning("refused to read %s: not a regular file under the Claude roots %s", path,
+                        [str(r) for r in self.roots])
+            return
+        stored = self.offsets.get(path.encode())
+        cursor = Cursor.from_dict(stored) if stored else None
+        checkpoint = self.rt.checkpoints.pop(path, None) if cursor is None else None
+        session_id, agent_id = session_and_agent(Path(path))
+        session_id = req.session_id or session_id
+        agent_id = req.agent_id or agent_id
+        s = self.settings
+        for _ in range(MAX_STEPS_PER_REQUEST):
+            res: ReadResult = await asyncio.to_thread(
+                read_step, path, cursor, checkpoint=checkpoint, final=req.final, now=time.time(),
+                quiet_seconds=s.partial_line_quiet, max_line_bytes=s.max_line_bytes,
+                read_bytes=s.read_chunk_bytes)
+            checkpoint = None
+            if res.missing or res.cursor is None:
+                if res.error:
+                    log.warning("cannot read %s: %s", path, res.error)
+                self.followed.pop(path, None)
+                return
+            if res.action is Action.TRUNCATED:
+                self.rt.stats.truncations += 1
+                log.warning("%s was truncated: reading it again from the start as incarnation %d",
+                            path, res.cursor.incarnation)
+            elif res.action is Action.RECREATED:
+                self.rt.stats.recreations += 1
+                log.warning("%s was recreated: reading it again from the start as incarnation %d",
+                            path, res.cursor.incarnation)
+            new = res.cursor
+            changed = (cursor is None or new.offset != cursor.offset or new.incarnation != cursor.incarnation
+                       or res.records or res.bad)
+            if changed:
+                await self._produce(path, session_id, agent_id, new, res)
+                self.offsets[path.encode()] = new.to_dict()
+            cursor = new
+            self._note_followed(path, session_id, agent_id, new, ended=req.final)
+            if not res.more:
+                break
+        else:
+            await self.request(path, session_id=session_id, agent_id=agent_id, final=req.final,
+                               reason="continue")
+            return
+        if req.final:
+            # the session ended and its file is drained: it leaves memory; its cursor stays in the table
+            self.followed.pop(path, None)
+
+    async def _produce(self, path: str, session_id: str, agent_id: str | None, cursor: Cursor,
+                       res: ReadResult) -> None:
+        s = self.settings
+        fid = file_id_for(s.host, path)
+        now = time.time()
+        dead = [DeadLetter(host=s.host, path=path, file_id=fid, incarnation=cursor.incarnation,
+                           offset=b.offset, line_no=b.line_no, length=b.length, reason=b.reason,
+                           sample=b.sample, detected_at=now) for b in res.bad]
+        chunk = RawChunk(host=s.host, user=s.user, path=path, file_id=fid, incarnation=cursor.incarnation,
+                         fingerprint=cursor.fingerprint, session_id=session_id, agent_id=agent_id,
+                         records=res.records, end_offset=cursor.offset, end_line=cursor.line_no,
+                         dead_letters=dead)
+        key = (session_id or fid).encode()
+        pending = [await self.raw_events.send(key=key, value=chunk.encode())]
+        for d in dead:
+            log.warning("bad line in %s at byte %d (line %d): %s", path, d.offset, d.line_no, d.reason)
+            pending.append(await self.dead_letters.send(key=fid.encode(), value=d.encode()))
+        # the cursor moves only after the broker has the chunk: at least once, never less
+        await asyncio.gather(*pending)
+        self.rt.stats.chunks_produced += 1
+        self.rt.stats.records_produced += len(res.records)
+        self.rt.stats.bad_lines += len(dead)
+
+    def _note_followed(self, path: str, session_id: str, agent_id: str | None, cursor: Cursor,
+                       ended: bool) -> None:
+        f = self.followed.get(path)
+        now = time.monotonic()
+        if f is None:
+            self.followed[path] = Followed(session_id, agent_id, cursor.size, cursor.mtime, cursor.offset, now,
+                                           ended=ended)
+            return
+        if cursor.size != f.size or cursor.mtime != f.mtime:
+            f.last_change = now
+            f.tail_requested = False
+        f.size, f.mtime, f.offset = cursor.size, cursor.mtime, cursor.offset
+        f.ended = f.ended or ended
+
+    # ---- finding work -------------------------------------------------------------------------------
+    async def poll(self) -> None:
+        """Stat followed files; request a read when one changed or its unterminated tail went quiet."""
+        now_wall = time.time()
+        now = time.monotonic()
+        for path, f in list(self.followed.items()):
+            try:
+                st = os.stat(path)
+            except OSError:
+                await self.request(path, reason="poll")  # gone: the tailer notices and forgets it
+                continue
+            if st.st_size != f.size or st.st_mtime != f.mtime:
+                await self.request(path, session_id=f.session_id, agent_id=f.agent_id, reason="poll")
+            elif (f.offset < st.st_size and not f.tail_requested
+                  and now_wall - st.st_mtime >= self.settings.partial_line_quiet):
+                f.tail_requested = True
+                await self.request(path, session_id=f.session_id, agent_id=f.agent_id, reason="quiet-tail")
+            elif now - f.last_change > self.settings.idle_session_timeout:
+                self.followed.pop(path, None)  # idle: leaves memory; scans and inotify bring it back
+
+    async def scan(self) -> int:
+        """Request every transcript under the roots whose size differs from what we know of it."""
+        paths = await asyncio.to_thread(lambda: [str(p) for p in iter_transcripts(self.roots)])
+        sent = 0
+        for path in paths:
+            if await self._unchanged(path):
+                continue
+            await self.request(path, reason="scan")
+            sent += 1
+        return sent
+
+    async def _unchanged(self, path: str) -> bool:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return True
+        f = self.followed.get(path)
+        if f is not None:
+            return f.size == st.st_size and f.mtime == st.st_mtime and f.offset >= st.st_size
+        stored = self.offsets.get(path.encode())
+        if stored:
+            c = Cursor.from_dict(stored)
+            return c.size == st.st_size and c.offset >= st.st_size and c.ino == st.st_ino
+        ckpt = self.rt.checkpoints.get(path)
+        return ckpt is not None and ckpt.offset == st.st_size
+
+    async def watch(self) -> None:
+        """inotify through watchfiles: a write to any transcript under the roots asks for a read at once."""
+        from watchfiles import Change, awatch
+
+        while True:
+            roots = [str(r) for r in self.roots if r.is_dir()]
+            if not roots:
+                await asyncio.sleep(self.settings.scan_interval)
+                continue
+            try:
+                async for changes in awatch(*roots, debounce=100, step=20, recursive=True,
+                                            stop_event=None, force_polling=False):
+                    for change, p in changes:
+                        if p.endswith(".jsonl") and change != Change.deleted:
+                            await self.request(p, reason="inotify")
+                        elif change == Change.deleted and p in self.followed:
+                            self.followed.pop(p, None)
+            except Exception as exc:  # e.g. inotify watch limit: the poller and scans still work
+                log.warning("file watching stopped (%s); relying on polling every %.1fs",
+                            exc, self.settings.poll_interval)
+                return
+
+
+def register(app: faust.App, rt: Runtime) -> Tailer:
+    tailer = Tailer(app, rt)
+    s = rt.settings
+    app.ccstream_tailer = tailer  # type: ignore[attr-defined]
+
+    @app.agent(tailer.requests, name="ccstream.tailer")
+    async def tail(stream: Any) -> None:
+        async for value in stream:
+            try:
+                await tailer.handle(TailRequest.decode(value))
+            except Exception:  # one bad file must not stop the tailer; it is retried by the next poll/scan
+                log.exception("tailing failed for request %r", value[:200])
+
+    @app.timer(s.poll_interval)
+    async def poll() -> None:
+        await tailer.poll()
+
+    @app.task
+    async def scan_forever() -> None:
+        while True:
+            sent = await tailer.scan()
+            if sent:
+                log.info("scan of %s: %d files to read", [str(r) for r in tailer.roots], sent)
+            await asyncio.sleep(s.scan_interval)
+
+    if s.use_inotify:
+        @app.task
+        async def watch() -> None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await tailer.watch()
+
+    return tailer

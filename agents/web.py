@@ -1,0 +1,60 @@
+"""The worker's HTTP endpoints (Faust's web server, loopback by default).
+
+The running worker owns the chDB store (one process per data dir), so `ccstream sql` and the analytics
+commands send their queries here while it runs:
+
+* ``POST /ccstream/sql``    body ``{"sql": str, "parameters": {...}, "format": "JSONEachRow"}`` → the output
+  bytes in that ClickHouse format (status 400 with the ClickHouse error text on a bad query).
+* ``GET  /ccstream/status`` → pipeline counters of this worker as JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import time
+
+import faust
+from faust.web import Request, Response, View
+
+from agents.app import Runtime
+
+log = logging.getLogger("ccstream.web")
+STARTED = time.time()
+
+
+def register(app: faust.App, rt: Runtime) -> None:
+    @app.page("/ccstream/sql/")
+    class SQL(View):
+        async def post(self, request: Request) -> Response:
+            if rt.ch is None:
+                return self.json({"error": "this worker has no ClickHouse connection (edge role)"}, status=404)
+            try:
+                body = json.loads(await self.read_request_content(request))
+                sql = str(body["sql"])
+                fmt = str(body.get("format") or "JSONEachRow")
+                params = body.get("parameters") or None
+            except (ValueError, KeyError, TypeError) as exc:
+                return self.json({"error": f"bad request: {exc}"}, status=400)
+            try:
+                out = await asyncio.to_thread(rt.ch.query_formatted, sql, fmt, params)
+            except Exception as exc:  # the query's own error goes back to the caller
+                return self.json({"error": str(exc)}, status=400)
+            return self.bytes(out, content_type="application/octet-stream")
+
+    @app.page("/ccstream/status/")
+    class Status(View):
+        async def get(self, request: Request) -> Response:
+            tailer = getattr(app, "ccstream_tailer", None)
+            return self.json({
+                "host": rt.settings.host,
+                "roles": rt.settings.roles,
+                "uptime_s": round(time.time() - STARTED, 1),
+                "followed_files": len(tailer.followed) if tailer else 0,
+                "queued_requests": len(tailer.queued) if tailer else 0,
+                "pending_checkpoints": len(rt.checkpoints),
+                **dataclasses.asdict(rt.stats),
+            })
+
