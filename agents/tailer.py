@@ -88,9 +88,9 @@ class Tailer:
         stored = self.offsets.get(path.encode())
         cursor = Cursor.from_dict(stored) if stored else None
         checkpoint = self.rt.checkpoints.pop(path, None) if cursor is None else None
+        # from the path only, never from the request: identities and the ORDER BY key must be the same
+        # whoever asked for the read (a hook, a scan, inotify), or re-reads would not merge
         session_id, agent_id = session_and_agent(Path(path))
-        session_id = req.session_id or session_id
-        agent_id = req.agent_id or agent_id
         s = self.settings
         for _ in range(MAX_STEPS_PER_REQUEST):
             res: ReadResult = await asyncio.to_thread(

@@ -1,0 +1,142 @@
+"""The whole pipeline on the embedded stack, started for real with `ccstream up`.
+
+Fed: a copy of ../shared/fixtures/claude-code/projects (63 files, 18,915 physical lines, 3 of them holding
+two glued objects, 32 files without a trailing newline). Expected: 18,918 rows in claude_raw_traces FINAL,
+file for file, and no dead letters; lines appended after a SessionStart hook become queryable; a worker
+killed with SIGKILL mid-ingest and a restarted `up` still give exactly 18,918 rows, no identity twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.upstack import UpStack
+
+pytestmark = pytest.mark.integration
+
+EXPECTED_ROWS = 18_918
+
+
+def count_objects(path: Path) -> int:
+    """Objects in a transcript, counted independently of ccstream's framing: every physical line
+    (the unterminated last one too) decoded with a raw_decode loop."""
+    dec = json.JSONDecoder()
+    n = 0
+    for line in path.read_bytes().split(b"\n"):
+        text = line.decode().strip()
+        pos = 0
+        while pos < len(text):
+            _, end = dec.raw_decode(text, pos)
+            n += 1
+            pos = end
+            while pos < len(text) and text[pos].isspace():
+                pos += 1
+    return n
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> Iterator[UpStack]:
+    s = UpStack(tmp_path_factory.mktemp("pipeline"))
+    s.copy_corpus(corpus)
+    s.start()
+    yield s
+    assert s.stop() == 0, s.logs()
+
+
+def test_corpus_ingested_row_for_row(stack: UpStack, corpus: Path) -> None:
+    files = sorted(p for p in corpus.rglob("*.jsonl"))
+    assert len(files) == 63
+    expected = {str(stack.projects / p.relative_to(corpus)): count_objects(p) for p in files}
+    assert sum(expected.values()) == EXPECTED_ROWS
+
+    stack.wait_for(lambda: stack.scalar("SELECT count() AS n FROM claude_raw_traces FINAL") >= EXPECTED_ROWS,
+                   240, f"{EXPECTED_ROWS} rows")
+    time.sleep(2)  # anything extra would show up now
+    assert stack.scalar("SELECT count() AS n FROM claude_raw_traces FINAL") == EXPECTED_ROWS
+    per_file = {r["file_path"]: int(r["n"]) for r in stack.query(
+        "SELECT file_path, count() AS n FROM claude_raw_traces FINAL GROUP BY file_path")}
+    assert per_file == expected
+    dupes = stack.scalar("SELECT count() - uniqExact(file_id, incarnation, byte_offset) AS d "
+                         "FROM claude_raw_traces FINAL")
+    assert dupes == 0
+    assert stack.scalar("SELECT count() AS n FROM dead_letters FINAL") == 0
+    # the glued objects became rows of their own, on the same physical line
+    glued = stack.query("SELECT file_id, line_no, count() AS n FROM claude_raw_traces FINAL "
+                        "GROUP BY file_id, line_no HAVING n > 1")
+    assert len(glued) == 3 and all(int(r["n"]) == 2 for r in glued)
+    # every row is attributed to this edge's host
+    assert stack.query("SELECT DISTINCT host FROM claude_raw_traces") == [{"host": "test-host"}]
+
+
+def test_lines_appended_after_session_start_become_queryable(stack: UpStack) -> None:
+    session_id = str(uuid.uuid4())
+    project = stack.projects / "-tmp-live-project"
+    project.mkdir(exist_ok=True)
+    transcript = project / f"{session_id}.jsonl"
+
+    def line(i: int) -> tuple[str, bytes]:
+        u = str(uuid.uuid4())
+        obj = {"type": "user", "uuid": u, "parentUuid": None, "sessionId": session_id,
+               "timestamp": f"2026-11-24T10:00:0{i}.000Z", "cwd": "/tmp/live-project", "version": "2.1.42",
+               "message": {"role": "user", "content": f"line {i}"}}
+        return u, json.dumps(obj).encode() + b"\n"
+
+    first_uuid, first = line(0)
+    transcript.write_bytes(first)
+    done = stack.hook({"session_id": session_id, "transcript_path": str(transcript), "cwd": "/tmp/live-project",
+                       "hook_event_name": "SessionStart", "source": "startup"})
+    assert done.returncode == 0 and done.stdout == b"", done.stderr
+    appended = []
+    with transcript.open("ab") as fh:
+        for i in range(1, 4):
+            u, data = line(i)
+            fh.write(data)
+            fh.flush()
+            appended.append(u)
+            time.sleep(0.2)
+    want = {first_uuid, *appended}
+    stack.wait_for(lambda: {r["uuid"] for r in stack.query(
+        "SELECT uuid FROM claude_raw_traces FINAL WHERE session_id = {sid:String}", {"sid": session_id})} == want,
+        30, "the appended lines")
+    rows = stack.query("SELECT line_no, type, project FROM claude_raw_traces FINAL "
+                       "WHERE session_id = {sid:String} ORDER BY line_no", {"sid": session_id})
+    assert rows == [{"line_no": i, "type": "user", "project": "/tmp/live-project"} for i in range(1, 5)]
+    # the hook event itself reached ClickHouse through Redis, the bridge and Kafka
+    stack.wait_for(lambda: stack.query(
+        "SELECT hook_event_name FROM session_events FINAL WHERE session_id = {sid:String}", {"sid": session_id})
+        == [{"hook_event_name": "SessionStart"}], 30, "the SessionStart event")
+
+
+def test_worker_killed_mid_ingest_then_restarted_loses_and_repeats_nothing(
+        tmp_path: Path, corpus: Path) -> None:
+    stack = UpStack(tmp_path)
+    stack.copy_corpus(corpus)
+    stack.start()
+    try:
+        stack.wait_for(lambda: stack.scalar("SELECT count() AS n FROM claude_raw_traces") > 0, 120,
+                       "the first rows")
+        partial = stack.scalar("SELECT count() AS n FROM claude_raw_traces FINAL")
+        os.kill(stack.worker_info()["pid"], signal.SIGKILL)
+    finally:
+        stack.stop()
+    assert partial < EXPECTED_ROWS, "the ingest finished before the kill: the test proves nothing"
+
+    stack.start()
+    try:
+        stack.wait_for(lambda: stack.scalar("SELECT count() AS n FROM claude_raw_traces FINAL") >= EXPECTED_ROWS,
+                       240, f"{EXPECTED_ROWS} rows after the restart")
+        time.sleep(2)
+        assert stack.scalar("SELECT count() AS n FROM claude_raw_traces FINAL") == EXPECTED_ROWS
+        assert stack.scalar("SELECT uniqExact(file_id, incarnation, byte_offset) AS n "
+                            "FROM claude_raw_traces FINAL") == EXPECTED_ROWS
+        assert stack.scalar("SELECT count() AS n FROM dead_letters FINAL") == 0
+    finally:
+        assert stack.stop() == 0, stack.logs()
