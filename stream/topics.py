@@ -124,6 +124,11 @@ class RawChunk:
     # bad lines met while reading this chunk: they travel with the chunk so the sink stores them together
     # with the rows and the checkpoint, and nothing is lost between two topics after a crash
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    # secrets replaced in each record by the edge's redactor (parallel to records; empty = none anywhere)
+    redactions: list[int] = field(default_factory=list)
+
+    def redaction_count(self, index: int) -> int:
+        return self.redactions[index] if self.redactions else 0
 
     def encode(self) -> bytes:
         header = {
@@ -143,6 +148,8 @@ class RawChunk:
         }
         if self.dead_letters:
             header["dead"] = [json.loads(d.encode()) for d in self.dead_letters]
+        if any(self.redactions):
+            header["redactions"] = self.redactions
         head = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
         return b"\n".join([head, *(r.raw for r in self.records)])
 
@@ -169,6 +176,7 @@ class RawChunk:
             end_offset=int(header["end_offset"]),
             end_line=int(header["end_line"]),
             dead_letters=[DeadLetter.from_obj(d) for d in header.get("dead", ())],
+            redactions=list(header.get("redactions", ())),
         )
 
 
