@@ -1,0 +1,260 @@
+"""Analytics views over ``claude_raw_traces`` (schema migration 2 onward).
+
+Every view reads ``claude_raw_traces FINAL`` so a line delivered twice (same file identity and byte offset)
+counts once. Costs are not in the views: prices change and may be overridden per install, so the queries in
+``stream/clickhouse/queries.py`` apply :meth:`stream.pricing.PriceTable.sql_cost_expr` at query time.
+
+* ``token_usage``  one row per API response, deduplicated as ccusage 20 does (docs/analytics.md): assistant
+  lines grouped by ``(message_id, request_id)`` globally across files, the kept line is the one with the
+  largest token total (the last streamed line: its output count is final), ties to the first by
+  (file path, byte offset); lines without a message id stand alone. Progress lines (``agent_progress``
+  echoes of subagent messages) are not assistant lines and are not counted: the subagent's own file is.
+  Carries both session groupings: ``session_id`` (ccstream: the line's sessionId) and
+  ``ccusage_project``/``ccusage_session`` (ccusage: derived from the file path).
+* ``tool_calls``   one row per tool_use id, joined to its tool_result: duration, is_error, the subagent a
+  Task started (``toolUseResult.agentId``), subagent type and description from the Task input.
+* ``subagents``    one row per (session, agent): how it was started (task / compaction / unlinked), by which
+  tool_use in which parent agent ('' = main thread), its lines and time span. Parent links form the tree.
+* ``session_summary`` one row per session id: start, end, duration, turns, models, tokens, tools used, tool
+  errors, API errors, compactions, subagents.
+"""
+
+from __future__ import annotations
+
+TOKEN_USAGE = r"""
+CREATE OR REPLACE VIEW token_usage AS
+SELECT
+    message_id,
+    request_id,
+    w.1 AS host, w.2 AS user, w.3 AS file_id, w.4 AS file_path, w.5 AS session_id, w.6 AS agent_id,
+    w.7 AS is_sidechain, w.8 AS project, w.9 AS timestamp, toDate(w.9) AS day, w.10 AS model,
+    w.11 AS input_tokens, w.12 AS output_tokens, w.13 AS cache_creation_input_tokens,
+    w.14 AS cache_read_input_tokens, w.15 AS cache_creation_5m, w.16 AS cache_creation_1h,
+    lines,
+    splitByChar('/', w.4) AS _parts,
+    arraySlice(_parts, indexOf(_parts, 'projects') + 1) AS _rel,
+    length(_rel) AS _n,
+    multiIf(_n = 2, replaceRegexpOne(_rel[2], '\\.jsonl$', ''),
+            _n >= 4 AND _rel[_n - 1] = 'subagents', _rel[_n - 2],
+            _n >= 2, _rel[_n - 1], 'unknown') AS ccusage_session,
+    multiIf(_n = 2, _rel[1],
+            _n >= 4 AND _rel[_n - 1] = 'subagents', arrayStringConcat(arraySlice(_rel, 1, _n - 3), '/'),
+            _n > 2, arrayStringConcat(arraySlice(_rel, 1, _n - 2), '/'), 'Unknown Project') AS ccusage_project
+FROM
+(
+    SELECT
+        message_id,
+        request_id,
+        argMin(
+            (host, user, file_id, file_path, session_id, agent_id, is_sidechain, project, timestamp, model,
+             input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens,
+             cache_creation_5m, cache_creation_1h),
+            (-toInt64(input_tokens + output_tokens + cache_creation_input_tokens + cache_read_input_tokens),
+             file_path, byte_offset)
+        ) AS w,
+        count() AS lines
+    FROM claude_raw_traces FINAL
+    WHERE type = 'assistant' AND message_id != ''
+    GROUP BY message_id, request_id
+    UNION ALL
+    SELECT
+        message_id,
+        request_id,
+        (host, user, file_id, file_path, session_id, agent_id, is_sidechain, project, timestamp, model,
+         input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens,
+         cache_creation_5m, cache_creation_1h) AS w,
+        toUInt64(1) AS lines
+    FROM claude_raw_traces FINAL
+    WHERE type = 'assistant' AND message_id = ''
+)
+"""
+
+TOOL_CALLS = r"""
+CREATE OR REPLACE VIEW tool_calls AS
+SELECT
+    u.u_id AS tool_use_id,
+    u.u_name AS tool_name,
+    u.u_session_id AS session_id,
+    u.u_agent_id AS agent_id,
+    u.u_host AS host,
+    u.u_user AS user,
+    u.u_project AS project,
+    u.u_uuid AS use_uuid,
+    u.u_started_at AS started_at,
+    u.u_subagent_type AS subagent_type,
+    u.u_description AS description,
+    r.r_id != '' AS has_result,
+    if(r.r_id != '', r.r_finished_at, NULL) AS finished_at,
+    if(r.r_id != '', dateDiff('millisecond', u.u_started_at, r.r_finished_at), NULL) AS duration_ms,
+    r.r_is_error AS is_error,
+    r.r_agent_id AS result_agent_id
+FROM
+(
+    SELECT
+        id AS u_id,
+        any(name) AS u_name,
+        argMin(session_id, timestamp) AS u_session_id,
+        argMin(agent_id, timestamp) AS u_agent_id,
+        any(host) AS u_host,
+        any(user) AS u_user,
+        argMin(project, timestamp) AS u_project,
+        argMin(uuid, timestamp) AS u_uuid,
+        min(timestamp) AS u_started_at,
+        -- Task (Agent in newer builds) input: parsed from the raw line for those calls only
+        anyIf(JSONExtractString(arrayFirst(b -> JSONExtractString(b, 'id') = id,
+                                           JSONExtractArrayRaw(raw, 'message', 'content')),
+                                'input', 'subagent_type'), name IN ('Task', 'Agent')) AS u_subagent_type,
+        anyIf(JSONExtractString(arrayFirst(b -> JSONExtractString(b, 'id') = id,
+                                           JSONExtractArrayRaw(raw, 'message', 'content')),
+                                'input', 'description'), name IN ('Task', 'Agent')) AS u_description
+    FROM claude_raw_traces FINAL
+    ARRAY JOIN tool_use_ids AS id, tool_use_names AS name
+    WHERE type = 'assistant'
+    GROUP BY id
+) AS u
+LEFT JOIN
+(
+    SELECT
+        id AS r_id,
+        min(timestamp) AS r_finished_at,
+        max(err) AS r_is_error,
+        anyIf(result_agent_id, result_agent_id != '') AS r_agent_id
+    FROM claude_raw_traces FINAL
+    ARRAY JOIN tool_result_ids AS id, tool_result_is_error AS err
+    WHERE type = 'user'
+    GROUP BY id
+) AS r ON u.u_id = r.r_id
+"""
+
+SUBAGENTS = r"""
+CREATE OR REPLACE VIEW subagents AS
+SELECT
+    k.session_id AS session_id,
+    k.agent_id AS agent_id,
+    multiIf(startsWith(k.agent_id, 'acompact'), 'compaction', t.t_tool_use_id != '', 'task', 'unlinked') AS link,
+    t.t_tool_use_id AS tool_use_id,
+    t.t_parent_agent_id AS parent_agent_id,
+    t.t_subagent_type AS subagent_type,
+    t.t_description AS description,
+    t.t_duration_ms AS task_duration_ms,
+    t.t_is_error AS task_is_error,
+    f.lines AS lines,
+    f.lines > 0 AS has_file,
+    if(f.lines > 0, f.first_at, t.t_started_at) AS first_at,
+    if(f.lines > 0, f.last_at, t.t_finished_at) AS last_at
+FROM
+(
+    SELECT DISTINCT session_id, agent_id FROM
+    (
+        SELECT session_id, agent_id FROM claude_raw_traces FINAL WHERE agent_id != ''
+        UNION ALL
+        SELECT session_id, result_agent_id AS agent_id FROM tool_calls WHERE result_agent_id != ''
+    )
+) AS k
+LEFT JOIN
+(
+    SELECT session_id AS f_session_id, agent_id AS f_agent_id, min(timestamp) AS first_at,
+           max(timestamp) AS last_at, count() AS lines
+    FROM claude_raw_traces FINAL
+    WHERE agent_id != ''
+    GROUP BY session_id, agent_id
+) AS f ON k.session_id = f.f_session_id AND k.agent_id = f.f_agent_id
+LEFT JOIN
+(
+    SELECT
+        session_id AS t_session_id,
+        result_agent_id AS t_agent_id,
+        argMin(tool_use_id, started_at) AS t_tool_use_id,
+        argMin(agent_id, started_at) AS t_parent_agent_id,
+        argMin(subagent_type, started_at) AS t_subagent_type,
+        argMin(description, started_at) AS t_description,
+        argMin(duration_ms, started_at) AS t_duration_ms,
+        argMin(is_error, started_at) AS t_is_error,
+        min(started_at) AS t_started_at,
+        argMin(finished_at, started_at) AS t_finished_at
+    FROM tool_calls
+    WHERE result_agent_id != ''
+    GROUP BY session_id, result_agent_id
+) AS t ON k.session_id = t.t_session_id AND k.agent_id = t.t_agent_id
+"""
+
+SESSION_SUMMARY = r"""
+CREATE OR REPLACE VIEW session_summary AS
+SELECT
+    s.s_session_id AS session_id,
+    s.s_host AS host,
+    s.s_user AS user,
+    s.s_project AS project,
+    s.s_git_branch AS git_branch,
+    s.s_slug AS slug,
+    s.s_versions AS versions,
+    s.s_started_at AS started_at,
+    s.s_ended_at AS ended_at,
+    dateDiff('millisecond', s.s_started_at, s.s_ended_at) / 1000. AS duration_s,
+    s.s_turns AS turns,
+    s.s_lines AS lines,
+    s.s_messages AS messages,
+    s.s_files AS files,
+    s.s_models AS models,
+    s.s_tools_used AS tools_used,
+    s.s_tool_calls AS tool_calls,
+    s.s_tool_errors AS tool_errors,
+    s.s_api_errors AS api_errors,
+    s.s_compactions AS compactions,
+    s.s_subagents AS subagents,
+    t.t_responses AS responses,
+    t.t_input AS input_tokens,
+    t.t_output AS output_tokens,
+    t.t_cache_creation AS cache_creation_input_tokens,
+    t.t_cache_read AS cache_read_input_tokens,
+    t.t_input + t.t_output + t.t_cache_creation + t.t_cache_read AS total_tokens
+FROM
+(
+    SELECT
+        session_id AS s_session_id,
+        any(host) AS s_host,
+        any(user) AS s_user,
+        argMinIf(project, timestamp, project != '') AS s_project,
+        argMaxIf(git_branch, timestamp, git_branch != '') AS s_git_branch,
+        anyIf(slug, slug != '') AS s_slug,
+        arraySort(groupUniqArrayIf(version, version != '')) AS s_versions,
+        minIf(timestamp, timestamp_missing = 0) AS s_started_at,
+        maxIf(timestamp, timestamp_missing = 0) AS s_ended_at,
+        -- prompts typed by the human in the main thread: not tool results, not injected, not summaries
+        uniqExactIf(uuid, type = 'user' AND agent_id = '' AND is_sidechain = 0 AND is_meta = 0
+                          AND is_compact_summary = 0 AND empty(tool_result_ids)) AS s_turns,
+        count() AS s_lines,
+        -- user/assistant lines: 0 for an id that only snapshot lines carried (named after their file)
+        countIf(type IN ('user', 'assistant')) AS s_messages,
+        uniqExact(file_id) AS s_files,
+        arraySort(groupUniqArrayIf(model, type = 'assistant' AND model NOT IN ('', '<synthetic>'))) AS s_models,
+        arraySort(groupUniqArrayArrayIf(tool_use_names, type = 'assistant')) AS s_tools_used,
+        length(groupUniqArrayArrayIf(tool_use_ids, type = 'assistant')) AS s_tool_calls,
+        length(groupUniqArrayArrayIf(arrayFilter((i, e) -> e = 1, tool_result_ids, tool_result_is_error),
+                                     type = 'user')) AS s_tool_errors,
+        uniqExactIf(uuid, is_api_error = 1 OR subtype = 'api_error') AS s_api_errors,
+        uniqExactIf(uuid, subtype = 'compact_boundary') AS s_compactions,
+        length(arrayFilter(a -> a != '', arrayDistinct(arrayConcat(
+            groupUniqArray(agent_id), groupUniqArray(result_agent_id), groupUniqArray(progress_agent_id))))) AS s_subagents
+    FROM claude_raw_traces FINAL
+    WHERE session_id != ''
+    GROUP BY session_id
+) AS s
+LEFT JOIN
+(
+    SELECT
+        session_id AS t_session_id,
+        count() AS t_responses,
+        sum(input_tokens) AS t_input,
+        sum(output_tokens) AS t_output,
+        sum(cache_creation_input_tokens) AS t_cache_creation,
+        sum(cache_read_input_tokens) AS t_cache_read
+    FROM token_usage
+    GROUP BY session_id
+) AS t ON s.s_session_id = t.t_session_id
+"""
+
+# (version, statements): schema.py applies these after its own migrations, in order, once each
+VIEW_MIGRATIONS: list[tuple[int, list[str]]] = [
+    (2, [TOKEN_USAGE, TOOL_CALLS, SUBAGENTS, SESSION_SUMMARY]),
+]
