@@ -1,0 +1,215 @@
+"""One ClickHouse client per process, from a DSN: chDB in process or a ClickHouse server over HTTP.
+
+* ``chdb:///abs/path[?database=name]`` → chDB through clickhouse-connect (the folder is created).
+* ``http(s)://user:pass@host:8123/db`` → clickhouse-connect's HTTP client, compression on; the password may
+  also come from ``CCSTREAM_CLICKHOUSE_PASSWORD`` (so it stays out of config files and process lists).
+
+The database named in the DSN is created if missing and becomes the default of every statement, so the same
+unqualified SQL runs on both. Why a database in a chDB DSN at all: a process can open only ONE chDB data path
+for its whole life ("EmbeddedServer already initialized with path A, cannot connect with different path B",
+even after close), so tests and tools that need isolation inside one process use databases on that path.
+
+Errors come out as two kinds, because the sink treats them differently:
+`ClickHouseUnavailable` (cannot reach or use the server right now: retry later, commit nothing) and
+`ClickHouseRejected` (the server refused this statement or these rows: retrying the same input cannot help).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+PASSWORD_ENV = "CCSTREAM_CLICKHOUSE_PASSWORD"
+
+# Server error codes that say "not now" rather than "not this": timeouts, overload, network, read-only
+# replicas, missing schema while another process migrates, auth (a config problem, never the rows' fault).
+TRANSIENT_CODES = frozenset({
+    3,    # UNEXPECTED_END_OF_FILE
+    32,   # ATTEMPT_TO_READ_AFTER_EOF
+    81,   # UNKNOWN_DATABASE
+    60,   # UNKNOWN_TABLE
+    159,  # TIMEOUT_EXCEEDED
+    164,  # READONLY
+    192,  # UNKNOWN_USER
+    193,  # WRONG_PASSWORD
+    194,  # REQUIRED_PASSWORD
+    195,  # IP_ADDRESS_NOT_ALLOWED
+    202,  # TOO_MANY_SIMULTANEOUS_QUERIES
+    203,  # NO_FREE_CONNECTION
+    209,  # SOCKET_TIMEOUT
+    210,  # NETWORK_ERROR
+    225,  # NO_ZOOKEEPER
+    236,  # ABORTED
+    241,  # MEMORY_LIMIT_EXCEEDED
+    242,  # TABLE_IS_READ_ONLY
+    252,  # TOO_MANY_PARTS
+    285,  # TOO_FEW_LIVE_REPLICAS
+    394,  # QUERY_WAS_CANCELLED
+    425,  # SYSTEM_ERROR
+    439,  # CANNOT_SCHEDULE_TASK
+    497,  # ACCESS_DENIED
+    516,  # AUTHENTICATION_FAILED
+    999,  # KEEPER_EXCEPTION
+})
+
+
+class ClickHouseError(RuntimeError):
+    """Base of the two kinds below; `code` is ClickHouse's numeric error code when known."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ClickHouseUnavailable(ClickHouseError):
+    """ClickHouse cannot be reached or cannot work right now; the same call may succeed later."""
+
+
+class ClickHouseRejected(ClickHouseError):
+    """ClickHouse refused the statement or the data; the same call will fail again."""
+
+
+def classify(exc: BaseException) -> ClickHouseError:
+    """Map a clickhouse-connect / chDB / socket error to Unavailable or Rejected."""
+    from clickhouse_connect.driver import exceptions as cce
+
+    if isinstance(exc, ClickHouseError):
+        return exc
+    msg = str(exc) or type(exc).__name__
+    code = getattr(exc, "code", None)
+    if isinstance(exc, OSError | TimeoutError | ConnectionError):
+        return ClickHouseUnavailable(msg)
+    if isinstance(exc, cce.OperationalError):  # transport failures, retried HTTP errors, closed connections
+        return ClickHouseUnavailable(msg, code)
+    if isinstance(exc, cce.DatabaseError):
+        if code in TRANSIENT_CODES or ("closed" in msg.lower() and code is None):
+            return ClickHouseUnavailable(msg, code)
+        return ClickHouseRejected(msg, code)
+    if isinstance(exc, cce.ProgrammingError) and "closed" in msg.lower():
+        return ClickHouseUnavailable(msg)
+    # serialising a value into its column type failed on our side (ValueError, TypeError, DataError...)
+    return ClickHouseRejected(msg, code)
+
+
+def _quote_ident(name: str) -> str:
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+class ClickHouse:
+    """Thread-safe facade over one clickhouse-connect client (chDB's is not thread-safe: one lock for all)."""
+
+    def __init__(self, client: Any, dsn: str, is_embedded: bool, database: str) -> None:
+        self._client = client
+        self._lock = threading.RLock()
+        self.dsn = dsn
+        self.is_embedded = is_embedded
+        self.database = database
+
+    @contextmanager
+    def _call(self) -> Iterator[Any]:
+        with self._lock:
+            if self._client is None:
+                raise ClickHouseUnavailable(f"the ClickHouse client for {redact_dsn(self.dsn)} is closed")
+            try:
+                yield self._client
+            except Exception as exc:
+                raise classify(exc) from exc
+
+    def query_rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        with self._call() as c:
+            return [tuple(r) for r in c.query(sql, parameters=parameters).result_rows]
+
+    def query_dicts(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        with self._call() as c:
+            return list(c.query(sql, parameters=parameters).named_results())
+
+    def command(self, sql: str, parameters: dict[str, Any] | None = None,
+                settings: dict[str, Any] | None = None) -> Any:
+        with self._call() as c:
+            return c.command(sql, parameters=parameters, settings=settings)
+
+    def insert(self, table: str, rows: list[tuple[Any, ...]] | list[list[Any]], column_names: list[str],
+               settings: dict[str, Any] | None = None) -> None:
+        if not rows:
+            return
+        with self._call() as c:
+            c.insert(table, rows, column_names=column_names, settings=settings)
+
+    def query_formatted(self, sql: str, fmt: str, parameters: dict[str, Any] | None = None) -> bytes:
+        """Raw output in a ClickHouse output format (JSONEachRow, CSVWithNames, PrettyCompact, ...)."""
+        with self._call() as c:
+            return bytes(c.raw_query(sql, parameters=parameters, fmt=fmt))
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):  # closing must never mask the caller's own error
+                client.close()
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN without its password, for logs and error messages."""
+    u = urlparse(dsn)
+    if u.password is None:
+        return dsn
+    netloc = f"{u.username}:***@{u.hostname}" + (f":{u.port}" if u.port else "")
+    return u._replace(netloc=netloc).geturl()
+
+
+def _ensure_database(client: Any, database: str) -> None:
+    """Create the DSN's database if missing, then make it the default of every statement."""
+    exists = client.command("SELECT count() FROM system.databases WHERE name = {db:String}",
+                            parameters={"db": database})
+    if not int(exists):
+        client.command(f"CREATE DATABASE IF NOT EXISTS {_quote_ident(database)}")
+    client.database = database
+
+
+def connect(dsn: str) -> ClickHouse:
+    """A client for the DSN; raises ClickHouseUnavailable when the store cannot be opened or reached."""
+    import clickhouse_connect
+
+    u = urlparse(dsn)
+    query = {k: v[-1] for k, v in parse_qs(u.query).items()}
+    if u.scheme == "chdb":
+        # chdb:///abs/path: the path is the location (chdb://host/... forms are not ours)
+        path = unquote(u.path)
+        if u.netloc or not path.startswith("/"):
+            raise ValueError(f"chDB DSN must be chdb:///absolute/path[?database=name], not {dsn!r}")
+        database = query.get("database") or "default"
+        Path(path).mkdir(parents=True, exist_ok=True)
+        try:
+            client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
+            _ensure_database(client, database)
+        except Exception as exc:
+            err = classify(exc)
+            raise ClickHouseUnavailable(f"cannot open chDB store {path}: {err}", err.code) from exc
+        return ClickHouse(client, dsn, True, database)
+    if u.scheme in ("http", "https"):
+        database = unquote(u.path.strip("/")) or query.get("database") or "default"
+        password = unquote(u.password) if u.password is not None else os.environ.get(PASSWORD_ENV, "")
+        try:
+            client = clickhouse_connect.get_client(
+                host=u.hostname or "localhost",
+                port=u.port or (8443 if u.scheme == "https" else 8123),
+                username=unquote(u.username) if u.username else "default",
+                password=password,
+                secure=u.scheme == "https",
+                compress=True,
+                connect_timeout=10,
+                send_receive_timeout=300,
+            )
+            _ensure_database(client, database)
+        except Exception as exc:
+            err = classify(exc)
+            kind = ClickHouseRejected if isinstance(err, ClickHouseRejected) else ClickHouseUnavailable
+            raise kind(f"cannot connect to ClickHouse at {redact_dsn(dsn)}: {err}", err.code) from exc
+        return ClickHouse(client, dsn, False, database)
+    raise ValueError(f"unsupported ClickHouse DSN {redact_dsn(dsn)!r}: use chdb:///path or http(s)://host:8123/db")
