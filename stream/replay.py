@@ -371,6 +371,8 @@ def turn_lines(turn: Turn, full: bool = False, width: int = 160) -> list[str]:
         return [f"{data.get('type', 'progress')} {data.get('hookName') or data.get('agentId') or ''}".strip()]
     for b in turn.blocks:
         if b.kind in ("text", "thinking"):
+            if not b.text.strip():
+                continue
             text = b.text if full else _one_line(b.text, width)
             out.append(f"[thinking] {text}" if b.kind == "thinking" else text)
         elif b.kind == "tool_use":

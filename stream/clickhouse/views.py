@@ -21,6 +21,8 @@ counts once. Costs are not in the views: prices change and may be overridden per
 
 from __future__ import annotations
 
+from typing import Any
+
 TOKEN_USAGE = r"""
 CREATE OR REPLACE VIEW token_usage AS
 SELECT
@@ -258,3 +260,19 @@ LEFT JOIN
 VIEW_MIGRATIONS: list[tuple[int, list[str]]] = [
     (2, [TOKEN_USAGE, TOOL_CALLS, SUBAGENTS, SESSION_SUMMARY]),
 ]
+
+
+def migrations() -> list[Any]:
+    """VIEW_MIGRATIONS as schema.Migration objects (imported here, so schema.py may import this module)."""
+    from stream.clickhouse.schema import Migration
+
+    return [Migration(v, "analytics views: token_usage, tool_calls, subagents, session_summary", stmts)
+            for v, stmts in VIEW_MIGRATIONS]
+
+
+def all_migrations() -> list[Any]:
+    """schema.MIGRATIONS plus the view migrations it does not already hold (until schema.py lists them)."""
+    from stream.clickhouse.schema import MIGRATIONS
+
+    known = {m.version for m in MIGRATIONS}
+    return [*MIGRATIONS, *(m for m in migrations() if m.version not in known)]
