@@ -5,9 +5,11 @@
   also come from ``CCSTREAM_CLICKHOUSE_PASSWORD`` (so it stays out of config files and process lists).
 
 The database named in the DSN is created if missing and becomes the default of every statement, so the same
-unqualified SQL runs on both. Why a database in a chDB DSN at all: a process can open only ONE chDB data path
-for its whole life ("EmbeddedServer already initialized with path A, cannot connect with different path B",
-even after close), so tests and tools that need isolation inside one process use databases on that path.
+unqualified SQL runs on both. Why a database in a chDB DSN at all: a process can hold only ONE chDB data path
+at a time ("EmbeddedServer already initialized with path A, cannot connect with different path B" while any
+client of path A is open; chdb 4.4 with clickhouse-connect 1.12 lets another path open once all are closed),
+and a data path may be opened by one process only, so tests and tools that need isolation inside one process
+use databases on one path.
 
 Errors come out as two kinds, because the sink treats them differently:
 `ClickHouseUnavailable` (cannot reach or use the server right now: retry later, commit nothing) and
