@@ -157,6 +157,7 @@ class Stack:
         web_url = f"http://{s.web_host}:{self.web_port}"
         (s.run_dir / "worker.json").write_text(json.dumps(
             {"pid": worker.pid, "bridge_pid": bridge.pid, "web_url": web_url, "redis_url": self.redis_url,
+             "children": {p.name: p.pid for p in self.procs},
              "kafka_bootstrap": self.bootstrap, "started_at": time.time()}) + "\n")
         self.say(f"  worker    pid {worker.pid}, {web_url} (log {logs / 'worker.log'})")
         self.say(f"  bridge    pid {bridge.pid} (log {logs / 'bridge.log'})")

@@ -47,8 +47,34 @@ def stack(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> Iterator[Up
     s = UpStack(tmp_path_factory.mktemp("pipeline"))
     s.copy_corpus(corpus)
     s.start()
+    children = s.worker_info()["children"]
     yield s
     assert s.stop() == 0, s.logs()
+    # Ctrl-C stopped every child: none is left behind
+    alive = {name: pid for name, pid in children.items() if _alive(pid)}
+    assert alive == {}, f"children left running after Ctrl-C: {alive}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (not yet reaped) counts as gone
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_second_up_on_the_same_data_dir_refuses(stack: UpStack) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "stream.cli", "up"], env=stack.env, capture_output=True,
+                          timeout=60)
+    assert done.returncode == 1
+    assert b"already running" in done.stderr
 
 
 def test_corpus_ingested_row_for_row(stack: UpStack, corpus: Path) -> None:
