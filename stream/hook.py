@@ -21,7 +21,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from stream import spool
@@ -191,30 +191,35 @@ class Resp:
         return reply
 
     def _read(self) -> Any:
-        line = self.reader.readline()
-        if not line.endswith(b"\r\n"):
-            raise ConnectionError("connection closed by Redis")
-        kind, rest = line[:1], line[1:-2]
-        if kind == b"+":
-            return rest.decode()
-        if kind == b"-":
-            return RespError(rest.decode(errors="replace"))
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            n = int(rest)
-            if n < 0:
-                return None
-            data = self.reader.read(n + 2)
-            if len(data) != n + 2:
-                raise ConnectionError("connection closed by Redis")
-            return data[:-2]
-        if kind == b"*":
-            n = int(rest)
-            return None if n < 0 else [self._read() for _ in range(n)]
-        if kind == b"_":  # RESP3 null, in case a proxy speaks it
+        return read_reply(self.reader)
+
+
+def read_reply(reader: BinaryIO) -> Any:
+    """One RESP reply from a buffered reader; an error reply is returned (not raised) as RespError."""
+    line = reader.readline()
+    if not line.endswith(b"\r\n"):
+        raise ConnectionError("connection closed by Redis")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        return RespError(rest.decode(errors="replace"))
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
             return None
-        raise ConnectionError(f"unexpected reply from Redis: {line[:40]!r}")
+        data = reader.read(n + 2)
+        if len(data) != n + 2:
+            raise ConnectionError("connection closed by Redis")
+        return data[:-2]
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [read_reply(reader) for _ in range(n)]
+    if kind == b"_":  # RESP3 null, in case a proxy speaks it
+        return None
+    raise ConnectionError(f"unexpected reply from Redis: {line[:40]!r}")
 
 
 def send_events(client: Resp, stream_key: str, events: list[str]) -> list[Any]:
