@@ -1,0 +1,191 @@
+"""Batches from the sink into ClickHouse: raw chunks → claude_raw_traces + dead_letters + file_checkpoints,
+session events → session_events, dead letters → dead_letters.
+
+Blocking calls, meant to run in a thread (`asyncio.to_thread`): chDB has no async client.
+
+* Idempotent: one INSERT per table per call, each with an insert_deduplication_token derived from the
+  caller's batch token (`<token>:<table>`), so a batch replayed after a crash is dropped at insert time; the
+  ReplacingMergeTree keys (see schema.py) merge whatever still arrives twice.
+* Order: rows first, then dead letters, then checkpoints, so a checkpoint never claims lines ClickHouse does
+  not hold (a crash between them re-delivers the batch and the tokens drop what was already stored).
+* A batch ClickHouse rejects for its content is bisected down to the offending rows, which go to
+  dead_letters with ClickHouse's reason while the rest lands: one bad row never blocks a partition. The
+  sub-batch tokens derive from the row ranges, so a replay bisects and dedups identically.
+* ClickHouseUnavailable propagates untouched: the sink's retry loop owns waiting.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from stream.clickhouse.client import ClickHouse, ClickHouseRejected
+from stream.cursor import Checkpoint
+from stream.extract import COLUMN_INDEX, RAW_TRACES_COLUMNS, extract_row, to_millis
+from stream.topics import DEAD_LETTER_RAW_LIMIT, DeadLetter, RawChunk, SessionEvent
+
+log = logging.getLogger("ccstream.writer")
+
+Redactor = Callable[[bytes], tuple[bytes, int]]
+Row = tuple[Any, ...]
+
+DEAD_LETTER_COLUMNS = ["host", "file_path", "file_id", "incarnation", "byte_offset", "line_no", "length",
+                       "reason", "sample", "detected_at", "ingested_at"]
+SESSION_EVENT_COLUMNS = ["event_id", "hook_event_name", "session_id", "transcript_path", "cwd", "host", "user",
+                         "received_at", "source", "reason", "agent_id", "payload", "ingested_at"]
+# `version` is left to its DEFAULT (incarnation * 2^40 + end_offset), defined once in the schema
+CHECKPOINT_COLUMNS = ["host", "file_id", "file_path", "incarnation", "fingerprint", "end_offset", "end_line",
+                      "updated_at"]
+
+REASON_LIMIT = 2000  # characters of a ClickHouse error kept as the dead letter's reason
+
+# a batch may span many months of transcripts (an import of old files): never refuse it for that
+RAW_INSERT_SETTINGS = {"max_partitions_per_insert_block": 0}
+
+
+def table_token(token: str | None, table: str) -> str | None:
+    """The per-table deduplication token of a batch token (one batch writes several tables)."""
+    return None if token is None else f"{token}:{table}"
+
+
+class TraceWriter:
+    def __init__(self, ch: ClickHouse, redactor: Redactor | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        self.ch = ch
+        self.redactor = redactor
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self.rejected_rows = 0  # rows ClickHouse refused and that went to dead_letters instead
+
+    # ---- public API --------------------------------------------------------------------------------------
+    def write_chunks(self, chunks: list[RawChunk], dedup_token: str | None) -> int:
+        """Rows into claude_raw_traces, the chunks' dead letters into dead_letters, one file_checkpoints row
+        per chunk. Returns the rows stored in claude_raw_traces."""
+        now = self._clock()
+        now_ms = to_millis(now)
+        rows: list[Row] = []
+        dead: list[Row] = []
+        checkpoints: list[Row] = []
+        redact = self.redactor
+        for chunk in chunks:
+            for rec in chunk.records:
+                if redact is not None:
+                    raw, n = redact(rec.raw)
+                    rows.append(extract_row(raw, chunk, rec, now, redactions=n))
+                else:
+                    rows.append(extract_row(rec.raw, chunk, rec, now))
+            dead.extend(self._dead_letter_row(d, now_ms) for d in chunk.dead_letters)
+            checkpoints.append((chunk.host, chunk.file_id, chunk.path, chunk.incarnation, chunk.fingerprint,
+                                chunk.end_offset, chunk.end_line, now_ms))
+
+        stored, rejected = self._insert_bisect("claude_raw_traces", rows, RAW_TRACES_COLUMNS,
+                                               table_token(dedup_token, "raw"), RAW_INSERT_SETTINGS)
+        dead.extend(self._rejected_trace_row(row, reason, now_ms) for row, reason in rejected)
+        self._insert_dead_rows(dead, table_token(dedup_token, "dead"))
+        _, lost = self._insert_bisect("file_checkpoints", checkpoints, CHECKPOINT_COLUMNS,
+                                      table_token(dedup_token, "ckpt"))
+        for row, reason in lost:  # only costs a re-read after an ephemeral-broker restart: say so, go on
+            log.error("file checkpoint for %s refused by ClickHouse: %s", row[2], reason)
+        return stored
+
+    def write_session_events(self, events: list[SessionEvent], dedup_token: str | None) -> int:
+        """Hook events into session_events; returns the rows stored."""
+        now_ms = to_millis(self._clock())
+        rows = [self._session_event_row(e, now_ms) for e in events]
+        stored, rejected = self._insert_bisect("session_events", rows, SESSION_EVENT_COLUMNS,
+                                               table_token(dedup_token, "events"))
+        dead = [self._rejected_event_row(row, reason, now_ms) for row, reason in rejected]
+        self._insert_dead_rows(dead, table_token(dedup_token, "events-dead"))
+        return stored
+
+    def write_dead_letters(self, letters: list[DeadLetter], dedup_token: str | None) -> int:
+        """Dead letters (from the dead-letters topic) into dead_letters; returns the rows stored."""
+        now_ms = to_millis(self._clock())
+        return self._insert_dead_rows([self._dead_letter_row(d, now_ms) for d in letters],
+                                      table_token(dedup_token, "dead"))
+
+    def file_checkpoints(self, host: str) -> dict[str, Checkpoint]:
+        """path → where ClickHouse holds each file of `host` up to: the newest incarnation at its furthest
+        offset (FINAL collapses the per-chunk rows by their version incarnation * 2^40 + end_offset)."""
+        rows = self.ch.query_rows(
+            "SELECT file_path, incarnation, fingerprint, end_offset, end_line "
+            "FROM file_checkpoints FINAL WHERE host = {host:String}", {"host": host})
+        return {path: Checkpoint(path, int(inc), fp, int(off), int(line)) for path, inc, fp, off, line in rows}
+
+    # ---- rows --------------------------------------------------------------------------------------------
+    def _redact(self, data: bytes) -> bytes:
+        return data if self.redactor is None else self.redactor(data)[0]
+
+    def _dead_letter_row(self, d: DeadLetter, now_ms: int) -> Row:
+        return (d.host, d.path, d.file_id, d.incarnation, d.offset, d.line_no, d.length, d.reason,
+                self._redact(d.sample[:DEAD_LETTER_RAW_LIMIT]), int(round(d.detected_at * 1000)), now_ms)
+
+    @staticmethod
+    def _rejected_trace_row(row: Row, reason: str, now_ms: int) -> Row:
+        c = COLUMN_INDEX
+        raw: bytes = row[c["raw"]]  # already redacted
+        return (row[c["host"]], row[c["file_path"]], row[c["file_id"]], row[c["incarnation"]],
+                row[c["byte_offset"]], row[c["line_no"]], len(raw), f"rejected by ClickHouse: {reason}",
+                raw[:DEAD_LETTER_RAW_LIMIT], now_ms, now_ms)
+
+    def _session_event_row(self, e: SessionEvent, now_ms: int) -> Row:
+        p = e.payload
+        payload = json.dumps(p, separators=(",", ":"), ensure_ascii=False).encode()
+        return (e.event_id, e.hook_event_name, e.session_id, e.transcript_path or "", e.cwd or "", e.host,
+                e.user, int(round(e.received_at * 1000)), _text(p.get("source")), _text(p.get("reason")),
+                _text(p.get("agent_id")), self._redact(payload), now_ms)
+
+    @staticmethod
+    def _rejected_event_row(row: Row, reason: str, now_ms: int) -> Row:
+        # a hook event has no file identity: it is keyed by its event id in the file_id column
+        event_id, _, _, transcript_path, _, host = row[:6]
+        payload: bytes = row[11]
+        return (host, transcript_path, f"event:{event_id}", 0, 0, 0, len(payload),
+                f"session event rejected by ClickHouse: {reason}", payload[:DEAD_LETTER_RAW_LIMIT],
+                now_ms, now_ms)
+
+    def _insert_dead_rows(self, rows: list[Row], token: str | None) -> int:
+        stored, lost = self._insert_bisect("dead_letters", rows, DEAD_LETTER_COLUMNS, token)
+        for row, reason in lost:  # nowhere left to put it but the log
+            log.error("dead letter %s@%s refused by ClickHouse: %s", row[1], row[4], reason)
+        return stored
+
+    # ---- inserting ---------------------------------------------------------------------------------------
+    def _insert_bisect(self, table: str, rows: Sequence[Row], columns: list[str], token: str | None,
+                       settings: dict[str, Any] | None = None) -> tuple[int, list[tuple[Row, str]]]:
+        """Insert rows in one batch; if ClickHouse rejects it for its content, bisect to the offending rows.
+        Returns (rows stored, [(rejected row, reason)])."""
+        rejected: list[tuple[Row, str]] = []
+
+        def attempt(lo: int, hi: int, tok: str | None) -> int:
+            batch = list(rows[lo:hi])
+            opts = dict(settings or {})
+            if tok is not None:
+                opts["insert_deduplication_token"] = tok
+            try:
+                self.ch.insert(table, batch, columns, settings=opts)
+                return len(batch)
+            except ClickHouseRejected as exc:
+                if hi - lo == 1:
+                    rejected.append((rows[lo], str(exc)[:REASON_LIMIT]))
+                    return 0
+                log.warning("ClickHouse rejected %d rows for %s (%s): bisecting", hi - lo, table,
+                            str(exc)[:300])
+            mid = (lo + hi) // 2
+            return (attempt(lo, mid, None if token is None else f"{token}:{lo}-{mid}")
+                    + attempt(mid, hi, None if token is None else f"{token}:{mid}-{hi}"))
+
+        stored = attempt(0, len(rows), token) if rows else 0
+        if rejected:
+            self.rejected_rows += len(rejected)
+            log.error("%d of %d rows for %s rejected by ClickHouse; the rest is stored", len(rejected),
+                      len(rows), table)
+        return stored, rejected
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else str(value)
