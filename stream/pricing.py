@@ -112,29 +112,22 @@ class PriceTable:
         keys = sorted(self.models, key=len, reverse=True)
         # the name from 'claude-' on, so provider-prefixed names (bedrock "us.anthropic.…") still match
         m = f"if(position({model}, 'claude-') > 0, substring({model}, position({model}, 'claude-')), {model})"
-
-        def price_of(attr: str) -> str:
-            if not keys:
-                return "0."
-            parts: list[str] = []
-            for key in keys:
-                cond = (
-                    f"({m} = {_sql_string(key)} OR startsWith({m}, {_sql_string(key + '-')})"
-                    f" OR startsWith({m}, {_sql_string(key + '@')}))"
-                )
-                parts += [cond, repr(float(getattr(self.models[key], attr)))]
-            return f"multiIf({', '.join(parts)}, 0.)"
-
+        # index of the longest matching key (keys are sorted longest first), 0 when none matches; kept compact
+        # on purpose: the SQL is analysed on every query, and a multiIf per price costed ~100 ms of parsing
+        key_list = "[" + ", ".join(_sql_string(k) for k in keys) + "]"
+        index = (f"arrayFirstIndex(k -> ({m} = k OR startsWith({m}, concat(k, '-')) "
+                 f"OR startsWith({m}, concat(k, '@'))), {key_list})")
+        rows = ["(0., 0., 0., 0., 0.)"] + [
+            "(" + ", ".join(repr(float(getattr(self.models[k], f))) for f in PRICE_FIELDS) + ")" for k in keys]
+        price = f"arrayElement([{', '.join(rows)}], {index} + 1)"
         cc5 = f"greatest(toInt64({cache_creation}) - toInt64({cache_creation_1h}), 0)"
-        body = " + ".join(
-            [
-                f"{input_tokens} * {price_of('input')}",
-                f"{output_tokens} * {price_of('output')}",
-                f"{cc5} * {price_of('cache_write_5m')}",
-                f"{cache_creation_1h} * {price_of('cache_write_1h')}",
-                f"{cache_read} * {price_of('cache_read')}",
-            ]
-        )
+        body = " + ".join([
+            f"{input_tokens} * tupleElement({price}, 1)",
+            f"{output_tokens} * tupleElement({price}, 2)",
+            f"{cc5} * tupleElement({price}, 3)",
+            f"{cache_creation_1h} * tupleElement({price}, 4)",
+            f"{cache_read} * tupleElement({price}, 5)",
+        ])
         return f"(({body}) / 1000000.)"
 
 

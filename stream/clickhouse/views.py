@@ -1,7 +1,7 @@
 """Analytics views over ``claude_raw_traces`` (schema migration 2 onward).
 
-Every view reads ``claude_raw_traces FINAL`` so a line delivered twice (same file identity and byte offset)
-counts once. Costs are not in the views: prices change and may be overridden per install, so the queries in
+Every view reads ``claude_raw_traces FINAL`` (or, for tokens, an aggregate that is immune to repeats) so a
+line delivered twice (same file identity and byte offset) counts once. Costs are not in the views: prices change and may be overridden per install, so the queries in
 ``stream/clickhouse/queries.py`` apply :meth:`stream.pricing.PriceTable.sql_cost_expr` at query time.
 
 * ``token_usage``  one row per API response, deduplicated as ccusage 20 does (docs/analytics.md): assistant
@@ -23,17 +23,95 @@ from __future__ import annotations
 
 from typing import Any
 
+# token_usage is served from an aggregate kept at insert time, because a FINAL + GROUP BY over every assistant
+# line costs ~1 s per million rows here. token_usage_state holds one row per (message_id, group_key,
+# -total tokens) with min/max simple aggregates: min and max are idempotent, so a line delivered twice, or
+# this migration's backfill run twice, changes nothing, and no FINAL over claude_raw_traces is needed.
+# group_key is the requestId, or the line's identity for a line without a message id (which so stands alone
+# and still dedups against its own re-deliveries). The view keeps, per (message_id, group_key), the row of
+# the largest total (argMin on -total), i.e. the last streamed line; among equal totals the first file path,
+# which is what ccusage 20 keeps (it reads files in path order and replaces only on a strictly larger total).
+_STATE_SELECT = """
+SELECT
+    message_id,
+    group_key,
+    neg_total,
+    min(r_file_path) AS file_path,
+    min(r_timestamp) AS timestamp,
+    min(r_session_id) AS session_id,
+    min(r_agent_id) AS agent_id,
+    min(r_is_sidechain) AS is_sidechain,
+    min(r_project) AS project,
+    min(r_model) AS model,
+    min(r_host) AS host,
+    min(r_user) AS user,
+    max(r_input) AS input_tokens,
+    max(r_output) AS output_tokens,
+    max(r_cache_creation) AS cache_creation_input_tokens,
+    max(r_cache_read) AS cache_read_input_tokens,
+    max(r_cache_5m) AS cache_creation_5m,
+    max(r_cache_1h) AS cache_creation_1h
+FROM
+(
+    -- prefixed names: an aggregate's alias must never shadow a column another expression reads
+    SELECT
+        message_id,
+        if(message_id = '', concat('@', file_id, ':', toString(incarnation), ':', toString(byte_offset)),
+           request_id) AS group_key,
+        -toInt64(input_tokens + output_tokens + cache_creation_input_tokens + cache_read_input_tokens)
+            AS neg_total,
+        toString(file_path) AS r_file_path, timestamp AS r_timestamp, session_id AS r_session_id,
+        agent_id AS r_agent_id, is_sidechain AS r_is_sidechain, toString(project) AS r_project,
+        toString(model) AS r_model, toString(host) AS r_host, toString(user) AS r_user,
+        input_tokens AS r_input, output_tokens AS r_output, cache_creation_input_tokens AS r_cache_creation,
+        cache_read_input_tokens AS r_cache_read, cache_creation_5m AS r_cache_5m,
+        cache_creation_1h AS r_cache_1h
+    FROM claude_raw_traces
+    WHERE type = 'assistant'
+)
+GROUP BY message_id, group_key, neg_total
+"""
+
+TOKEN_USAGE_STATE = """
+CREATE TABLE IF NOT EXISTS token_usage_state
+(
+    message_id                  String,
+    group_key                   String,
+    neg_total                   Int64,
+    file_path                   SimpleAggregateFunction(min, String),
+    timestamp                   SimpleAggregateFunction(min, DateTime64(3, 'UTC')),
+    session_id                  SimpleAggregateFunction(min, String),
+    agent_id                    SimpleAggregateFunction(min, String),
+    is_sidechain                SimpleAggregateFunction(min, UInt8),
+    project                     SimpleAggregateFunction(min, String),
+    model                       SimpleAggregateFunction(min, String),
+    host                        SimpleAggregateFunction(min, String),
+    user                        SimpleAggregateFunction(min, String),
+    input_tokens                SimpleAggregateFunction(max, UInt64),
+    output_tokens               SimpleAggregateFunction(max, UInt64),
+    cache_creation_input_tokens SimpleAggregateFunction(max, UInt64),
+    cache_read_input_tokens     SimpleAggregateFunction(max, UInt64),
+    cache_creation_5m           SimpleAggregateFunction(max, UInt64),
+    cache_creation_1h           SimpleAggregateFunction(max, UInt64)
+)
+ENGINE = AggregatingMergeTree
+ORDER BY (message_id, group_key, neg_total)
+"""
+
+TOKEN_USAGE_MV = "CREATE MATERIALIZED VIEW IF NOT EXISTS token_usage_mv TO token_usage_state AS" + _STATE_SELECT
+
+# rows stored before the materialized view existed (a re-run only repeats min/max values: no change)
+TOKEN_USAGE_BACKFILL = "INSERT INTO token_usage_state" + _STATE_SELECT
+
 TOKEN_USAGE = r"""
 CREATE OR REPLACE VIEW token_usage AS
 SELECT
     message_id,
-    request_id,
-    w.1 AS host, w.2 AS user, w.3 AS file_id, w.4 AS file_path, w.5 AS session_id, w.6 AS agent_id,
-    w.7 AS is_sidechain, w.8 AS project, w.9 AS timestamp, toDate(w.9) AS day, w.10 AS model,
-    w.11 AS input_tokens, w.12 AS output_tokens, w.13 AS cache_creation_input_tokens,
-    w.14 AS cache_read_input_tokens, w.15 AS cache_creation_5m, w.16 AS cache_creation_1h,
-    lines,
-    splitByChar('/', w.4) AS _parts,
+    if(startsWith(group_key, '@'), '', group_key) AS request_id,
+    host, user, file_path, session_id, agent_id, is_sidechain, project, timestamp, toDate(timestamp) AS day,
+    model, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens,
+    cache_creation_5m, cache_creation_1h,
+    splitByChar('/', file_path) AS _parts,
     arraySlice(_parts, indexOf(_parts, 'projects') + 1) AS _rel,
     length(_rel) AS _n,
     multiIf(_n = 2, replaceRegexpOne(_rel[2], '\\.jsonl$', ''),
@@ -46,28 +124,24 @@ FROM
 (
     SELECT
         message_id,
-        request_id,
-        argMin(
-            (host, user, file_id, file_path, session_id, agent_id, is_sidechain, project, timestamp, model,
-             input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens,
-             cache_creation_5m, cache_creation_1h),
-            (-toInt64(input_tokens + output_tokens + cache_creation_input_tokens + cache_read_input_tokens),
-             file_path, byte_offset)
-        ) AS w,
-        count() AS lines
-    FROM claude_raw_traces FINAL
-    WHERE type = 'assistant' AND message_id != ''
-    GROUP BY message_id, request_id
-    UNION ALL
-    SELECT
-        message_id,
-        request_id,
-        (host, user, file_id, file_path, session_id, agent_id, is_sidechain, project, timestamp, model,
-         input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens,
-         cache_creation_5m, cache_creation_1h) AS w,
-        toUInt64(1) AS lines
-    FROM claude_raw_traces FINAL
-    WHERE type = 'assistant' AND message_id = ''
+        group_key,
+        argMin(file_path, neg_total) AS file_path,
+        argMin(timestamp, neg_total) AS timestamp,
+        argMin(session_id, neg_total) AS session_id,
+        argMin(agent_id, neg_total) AS agent_id,
+        argMin(is_sidechain, neg_total) AS is_sidechain,
+        argMin(project, neg_total) AS project,
+        argMin(model, neg_total) AS model,
+        argMin(host, neg_total) AS host,
+        argMin(user, neg_total) AS user,
+        argMin(input_tokens, neg_total) AS input_tokens,
+        argMin(output_tokens, neg_total) AS output_tokens,
+        argMin(cache_creation_input_tokens, neg_total) AS cache_creation_input_tokens,
+        argMin(cache_read_input_tokens, neg_total) AS cache_read_input_tokens,
+        argMin(cache_creation_5m, neg_total) AS cache_creation_5m,
+        argMin(cache_creation_1h, neg_total) AS cache_creation_1h
+    FROM token_usage_state FINAL
+    GROUP BY message_id, group_key
 )
 """
 
@@ -258,7 +332,8 @@ LEFT JOIN
 
 # (version, statements): schema.py applies these after its own migrations, in order, once each
 VIEW_MIGRATIONS: list[tuple[int, list[str]]] = [
-    (2, [TOKEN_USAGE, TOOL_CALLS, SUBAGENTS, SESSION_SUMMARY]),
+    (2, [TOKEN_USAGE_STATE, TOKEN_USAGE_MV, TOKEN_USAGE_BACKFILL, TOKEN_USAGE, TOOL_CALLS, SUBAGENTS,
+         SESSION_SUMMARY]),
 ]
 
 
