@@ -142,7 +142,7 @@ def _split_line(line: bytes, text: str, offset: int, line_no: int, records: list
             obj, j = _DECODER.raw_decode(text, i)
         except (ValueError, RecursionError):
             # the rest of the line is undecodable; objects before it were kept
-            rest = line[b0:].rstrip(_BLANK)
+            rest = line[b0:]
             bad.append(BadLine(offset + b0, line_no, len(rest), NOT_JSON, rest[:SAMPLE_BYTES]))
             return
         b1 = byte_at(j)
