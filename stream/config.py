@@ -86,6 +86,8 @@ class Settings:
     chunk_max_bytes: int = 512 * 1024  # raw bytes carried by one Kafka message (a larger line travels alone)
     idle_session_timeout: float = 6 * 3600.0  # a session quiet this long leaves memory
     redaction: bool = True
+    # extra regexes (str) for the edge redactor; a named group `secret` limits what is replaced
+    redaction_patterns: list[str] = field(default_factory=list)
 
     # sink
     sink_batch_messages: int = 200  # Kafka messages (chunks of lines) per insert at most
