@@ -31,7 +31,7 @@ def register(app: faust.App, rt: Runtime) -> None:
     topic = app.topic(s.topic_sessions, key_serializer="raw", value_serializer="raw",
                       partitions=s.topic_partitions)
     table = app.Table("sessions", default=None, partitions=s.topic_partitions,
-                      key_serializer="raw", value_serializer="json")
+                      schema=faust.Schema(key_serializer="json", value_serializer="json"))
 
     async def refuse(ev: SessionEvent, path: str) -> None:
         rt.stats.refused_paths += 1
@@ -53,7 +53,7 @@ def register(app: faust.App, rt: Runtime) -> None:
                 continue
             if ev.host and ev.host != s.host:
                 continue  # another workstation's session: its own edge follows it
-            key = ev.session_id.encode()
+            key = ev.session_id
             state: dict[str, Any] = dict(table.get(key) or {})
             name = ev.hook_event_name
             state.setdefault("session_id", ev.session_id)

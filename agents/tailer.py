@@ -61,8 +61,9 @@ class Tailer:
                                     partitions=s.topic_partitions)
         self.dead_letters = app.topic(s.topic_dead_letters, key_serializer="raw", value_serializer="raw",
                                       partitions=s.topic_partitions)
+        # keys are paths (str), values Cursor.to_dict(); json both ways so recovery gives back the same types
         self.offsets = app.Table("file_offsets", default=None, partitions=s.topic_partitions,
-                                 key_serializer="raw", value_serializer="json")
+                                 schema=faust.Schema(key_serializer="json", value_serializer="json"))
         self.followed: dict[str, Followed] = {}
         self.queued: set[str] = set()  # paths with a request in flight: don't pile up duplicates
         self.roots = [Path(r) for r in s.claude_roots]
@@ -85,7 +86,7 @@ class Tailer:
             log.warning("refused to read %s: not a regular file under the Claude roots %s", path,
                         [str(r) for r in self.roots])
             return
-        stored = self.offsets.get(path.encode())
+        stored = self.offsets.get(path)
         cursor = Cursor.from_dict(stored) if stored else None
         checkpoint = self.rt.checkpoints.pop(path, None) if cursor is None else None
         # from the path only, never from the request: identities and the ORDER BY key must be the same
@@ -116,7 +117,7 @@ class Tailer:
                        or res.records or res.bad)
             if changed:
                 await self._produce(path, session_id, agent_id, new, res)
-                self.offsets[path.encode()] = new.to_dict()
+                self.offsets[path] = new.to_dict()
             cursor = new
             self._note_followed(path, session_id, agent_id, new, ended=req.final)
             if not res.more:
@@ -205,7 +206,7 @@ class Tailer:
         f = self.followed.get(path)
         if f is not None:
             return f.size == st.st_size and f.mtime == st.st_mtime and f.offset >= st.st_size
-        stored = self.offsets.get(path.encode())
+        stored = self.offsets.get(path)
         if stored:
             c = Cursor.from_dict(stored)
             return c.size == st.st_size and c.offset >= st.st_size and c.ino == st.st_ino
