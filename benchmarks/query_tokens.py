@@ -4,7 +4,7 @@ Data: the fixture corpus (18,918 objects) extracted into chDB, then replayed 52 
 new ids (session, file, uuid, message and request ids, tool ids) and shifted by a week per copy, so every
 copy is a distinct set of sessions and API responses: 53 x 18,918 = 1,002,654 rows of claude_raw_traces.
 The measured query is exactly what `ccstream tokens --by session,day` runs (queries.tokens_sql: the
-ccusage-style dedup view token_usage over FINAL, cost applied from the price table), through the same
+ccusage-style dedup view token_usage over its insert-time aggregate, cost applied from the price table), through the same
 clickhouse-connect client the worker uses, result rows converted to dicts included.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -124,6 +125,7 @@ def main(argv: list[str]) -> int:
                                   "AND table = 'claude_raw_traces'")[0][0])
         assistant = int(ch.query_rows("SELECT count() FROM claude_raw_traces WHERE type = 'assistant'")[0][0])
         sql = q.tokens_sql(["session", "day"], q.Filters(), pricing)
+        load = os.getloadavg()[0]
         times, nrows = timed(ch, sql, None, RUNS)
         check = q.token_totals(ch.query_dicts, q.Filters(), pricing)
         by_day_times, _ = timed(ch, q.tokens_sql(["day"], q.Filters(), pricing), None, RUNS)
@@ -145,9 +147,10 @@ def main(argv: list[str]) -> int:
 Data: the fixture corpus ({seed:,} objects) loaded into chDB, then replayed {COPIES} times under new ids (session,
 file, uuid, message/request and tool ids; timestamps shifted a week per copy): **{total:,} rows** of
 `claude_raw_traces` ({assistant:,} assistant lines), {parts} active parts as inserted. Query: what
-`ccstream tokens --by session,day` runs (`token_usage` view = `(message_id, request_id)` dedup over
-`claude_raw_traces FINAL`, then cost per model from the price table), {RUNS} runs after one warm-up, through
-clickhouse-connect's chDB client, rows converted to dicts.
+`ccstream tokens --by session,day` runs (the `token_usage` view: `(message_id, request_id)` dedup over the
+insert-time aggregate `token_usage_state`, fed by a materialized view; then cost per model from the price
+table), {RUNS} runs after one warm-up, through clickhouse-connect's chDB client, rows converted to dicts.
+The machine is shared (2 cores): the load average at the start of the runs was {load:.2f}.
 
 | query | result rows | p50 | p95 | min |
 |---|---:|---:|---:|---:|
