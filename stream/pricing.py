@@ -96,6 +96,18 @@ class PriceTable:
             return None
         return price.cost(input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, cache_creation_1h)
 
+    def sql_price_index(self, model: str = "model") -> str:
+        """A ClickHouse expression: 1-based index of the model's price row (longest matching key first, the
+        same rule as :meth:`lookup`), 0 when no key matches. Bind it once (``AS idx``) and pass the alias to
+        :meth:`sql_cost_expr`: the SQL is analysed on every query, and size costs time there."""
+        keys = sorted(self.models, key=len, reverse=True)
+        # the name from 'claude-' on, so provider-prefixed names (bedrock "us.anthropic.…") still match
+        m = f"if(position({model}, 'claude-') > 0, substring({model}, position({model}, 'claude-')), {model})"
+        key_list = "[" + ", ".join(_sql_string(k) for k in keys) + "]"
+        # m = k OR m starts with k + '-'  ⇔  m + '-' starts with k + '-'
+        return (f"arrayFirstIndex(k -> startsWith(concat({m}, '-'), concat(k, '-')) "
+                f"OR startsWith({m}, concat(k, '@')), {key_list})")
+
     def sql_cost_expr(
         self,
         model: str = "model",
@@ -104,19 +116,14 @@ class PriceTable:
         cache_creation: str = "cache_creation_input_tokens",
         cache_read: str = "cache_read_input_tokens",
         cache_creation_1h: str = "cache_creation_1h",
+        price_index: str | None = None,
     ) -> str:
         """A ClickHouse expression (Float64) for the cost of the given token columns, unknown models 0.
 
-        Keys are tried longest first, with the same matching rule as :meth:`lookup`. The numbers and keys
-        come from the table (keys are quoted), never from user input."""
+        ``price_index`` names a column holding :meth:`sql_price_index` (else it is computed inline). Keys and
+        numbers come from the table (keys quoted), never from user input."""
         keys = sorted(self.models, key=len, reverse=True)
-        # the name from 'claude-' on, so provider-prefixed names (bedrock "us.anthropic.…") still match
-        m = f"if(position({model}, 'claude-') > 0, substring({model}, position({model}, 'claude-')), {model})"
-        # index of the longest matching key (keys are sorted longest first), 0 when none matches; kept compact
-        # on purpose: the SQL is analysed on every query, and a multiIf per price costed ~100 ms of parsing
-        key_list = "[" + ", ".join(_sql_string(k) for k in keys) + "]"
-        index = (f"arrayFirstIndex(k -> ({m} = k OR startsWith({m}, concat(k, '-')) "
-                 f"OR startsWith({m}, concat(k, '@'))), {key_list})")
+        index = price_index or self.sql_price_index(model)
         rows = ["(0., 0., 0., 0., 0.)"] + [
             "(" + ", ".join(repr(float(getattr(self.models[k], f))) for f in PRICE_FIELDS) + ")" for k in keys]
         price = f"arrayElement([{', '.join(rows)}], {index} + 1)"

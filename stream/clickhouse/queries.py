@@ -75,6 +75,12 @@ def _and(conds: Sequence[str]) -> str:
     return " AND ".join(conds) if conds else "1"
 
 
+def _cost(pricing: PriceTable) -> str:
+    """Cost of the inner aggregates t_in/t_out/t_cc/t_cr/t_cc1h, the price row bound once as t_pidx."""
+    return pricing.sql_cost_expr(model="model", input_tokens="t_in", output_tokens="t_out", cache_creation="t_cc",
+                                 cache_read="t_cr", cache_creation_1h="t_cc1h", price_index="t_pidx")
+
+
 # ---- tokens -------------------------------------------------------------------------------------------
 
 
@@ -93,8 +99,7 @@ def tokens_sql(by: Sequence[str], filters: Filters, pricing: PriceTable, groupin
     inner_keys = ", ".join(f"{col} AS k_{name}" for name, col in dims)
     outer_keys = ", ".join(f"k_{name} AS {name}" for name, _ in dims)
     group_inner = ", ".join(f"k_{name}" for name, _ in dims)
-    cost = pricing.sql_cost_expr(model="model", input_tokens="t_in", output_tokens="t_out",
-                                 cache_creation="t_cc", cache_read="t_cr", cache_creation_1h="t_cc1h")
+    cost = _cost(pricing)
     where = _and(_where(filters, "day"))
     return f"""
 SELECT
@@ -118,6 +123,7 @@ FROM
         sum(cache_creation_input_tokens) AS t_cc,
         sum(cache_read_input_tokens) AS t_cr,
         sum(cache_creation_1h) AS t_cc1h,
+        {pricing.sql_price_index("model")} AS t_pidx,
         {cost} AS t_cost
     FROM token_usage
     WHERE {where}
@@ -134,8 +140,7 @@ def tokens(query: Query, by: Sequence[str], filters: Filters, pricing: PriceTabl
 
 
 def token_totals(query: Query, filters: Filters, pricing: PriceTable) -> dict[str, Any]:
-    cost = pricing.sql_cost_expr(model="model", input_tokens="t_in", output_tokens="t_out",
-                                 cache_creation="t_cc", cache_read="t_cr", cache_creation_1h="t_cc1h")
+    cost = _cost(pricing)
     sql = f"""
 SELECT sum(t_responses) AS responses, sum(t_in) AS input_tokens, sum(t_out) AS output_tokens,
        sum(t_cc) AS cache_creation_input_tokens, sum(t_cr) AS cache_read_input_tokens,
@@ -143,7 +148,7 @@ SELECT sum(t_responses) AS responses, sum(t_in) AS input_tokens, sum(t_out) AS o
 FROM (
     SELECT model, count() AS t_responses, sum(input_tokens) AS t_in, sum(output_tokens) AS t_out,
            sum(cache_creation_input_tokens) AS t_cc, sum(cache_read_input_tokens) AS t_cr,
-           sum(cache_creation_1h) AS t_cc1h, {cost} AS t_cost
+           sum(cache_creation_1h) AS t_cc1h, {pricing.sql_price_index("model")} AS t_pidx, {cost} AS t_cost
     FROM token_usage WHERE {_and(_where(filters, "day"))} GROUP BY model
 )"""
     rows = query(sql, filters.params())
@@ -154,8 +159,7 @@ FROM (
 
 
 def sessions_sql(filters: Filters, pricing: PriceTable, limit: int | None = None) -> str:
-    cost = pricing.sql_cost_expr(model="model", input_tokens="t_in", output_tokens="t_out",
-                                 cache_creation="t_cc", cache_read="t_cr", cache_creation_1h="t_cc1h")
+    cost = _cost(pricing)
     # a session counts for a range it overlaps: ended on/after `since`, started on/before `until`
     where = _and(["messages > 0", *_where(filters, "ended_at", "project", start="started_at")])
     lim = f"LIMIT {int(limit)}" if limit else ""
@@ -172,7 +176,8 @@ LEFT JOIN
     FROM (
         SELECT session_id AS c_session_id, model, sum(input_tokens) AS t_in, sum(output_tokens) AS t_out,
                sum(cache_creation_input_tokens) AS t_cc, sum(cache_read_input_tokens) AS t_cr,
-               sum(cache_creation_1h) AS t_cc1h, {cost} AS t_cost
+               sum(cache_creation_1h) AS t_cc1h, {pricing.sql_price_index("model")} AS t_pidx,
+               {cost} AS t_cost
         FROM token_usage
         GROUP BY session_id, model
     )
