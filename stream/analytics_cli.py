@@ -502,38 +502,31 @@ def _kafka_status(settings: Any) -> dict[str, Any]:
 
 
 async def _kafka_lag(settings: Any) -> dict[str, Any]:
-    """Committed offsets of the Faust consumer group against the end of each topic."""
+    """Committed offsets of the Faust consumer group against the end of each topic. A plain consumer of the
+    group (never subscribed, so it joins nothing) reads the offsets: Tansu does not answer aiokafka's admin
+    client, while OffsetFetch works on every broker."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
-    from aiokafka.admin import AIOKafkaAdminClient
 
     from stream.kafka import aiokafka_kwargs
 
-    kw = aiokafka_kwargs(settings)
-    admin = AIOKafkaAdminClient(**kw)
-    consumer = AIOKafkaConsumer(**kw, enable_auto_commit=False)
-    await admin.start()
+    consumer = AIOKafkaConsumer(**aiokafka_kwargs(settings), group_id=settings.app_id, enable_auto_commit=False)
     await consumer.start()
     try:
-        committed = await admin.list_consumer_group_offsets(settings.app_id)
         out: dict[str, Any] = {"bootstrap": settings.kafka_bootstrap, "group": settings.app_id}
+        topics = await consumer.topics()
         for topic in (settings.topic_sessions, settings.topic_raw_events, settings.topic_dead_letters):
-            parts = consumer.partitions_for_topic(topic) or set()
+            parts = consumer.partitions_for_topic(topic) if topic in topics else None
             if not parts:
-                await consumer._client.force_metadata_update()
-                parts = consumer.partitions_for_topic(topic) or set()
-            tps = [TopicPartition(topic, p) for p in sorted(parts)]
-            if not tps:
-                out[topic] = "no such topic"
+                out[topic] = "no such topic yet"
                 continue
+            tps = [TopicPartition(topic, p) for p in sorted(parts)]
             ends = await consumer.end_offsets(tps)
             lag = 0
             for tp in tps:
-                meta = committed.get(tp)
-                done = meta.offset if meta is not None and meta.offset >= 0 else 0
-                lag += max(ends[tp] - done, 0)
+                done = await consumer.committed(tp)
+                lag += max(ends[tp] - (done or 0), 0)
             out[f"{topic} end"] = sum(ends.values())
             out[f"{topic} lag"] = lag
         return out
     finally:
         await consumer.stop()
-        await admin.close()

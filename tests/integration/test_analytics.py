@@ -361,3 +361,40 @@ def test_tools_and_status_cli(ch: ClickHouse, tmp_path: Path, monkeypatch: pytes
     assert status["store"]["rows"] == 18_918 and status["store"]["dead_letters"] == 0
     assert status["followed_files"] == 63
     assert status["redis"] == {"state": "not configured and `ccstream up` not running"}
+
+
+def test_status_reports_redis_and_kafka_lag(ch: ClickHouse, redis_server: Any, tansu: Any, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fed: 3 hook events in the Redis stream, 1 of them read by the bridge group and not acked; 5 raw
+    chunks in Kafka that the Faust group never consumed. Out: length 3, pending 1, lag 2; Kafka lag 5."""
+    import asyncio
+
+    import redis
+    from aiokafka import AIOKafkaProducer
+
+    prefix = f"st{uuid.uuid4().hex[:6]}"
+    key = f"{prefix}:sessions"
+    r = redis.Redis.from_url(redis_server.url)
+    r.xgroup_create(key, "ccstream-bridge", id="0", mkstream=True)
+    for i in range(3):
+        r.xadd(key, {"event": str(i)})
+    r.xreadgroup("ccstream-bridge", "c1", {key: ">"}, count=1)
+
+    async def produce() -> None:
+        p = AIOKafkaProducer(bootstrap_servers=tansu.bootstrap)
+        await p.start()
+        try:
+            for _ in range(5):
+                await p.send_and_wait(f"{prefix}.raw-events", b"chunk", key=b"s")
+        finally:
+            await p.stop()
+
+    asyncio.run(produce())
+    for name, value in {"DATA_DIR": str(tmp_path), "REDIS_URL": redis_server.url, "STREAM_KEY": key,
+                        "KAFKA_BOOTSTRAP": tansu.bootstrap, "TOPIC_PREFIX": prefix}.items():
+        monkeypatch.setenv(f"CCSTREAM_{name}", value)
+    status = json.loads(run_cli(cli.main_status, ["--json"], ch))
+    assert {k: status["redis"][k] for k in ("length", "pending", "lag")} == {"length": 3, "pending": 1, "lag": 2}
+    kafka = status["kafka"]
+    assert (kafka[f"{prefix}.raw-events end"], kafka[f"{prefix}.raw-events lag"]) == (5, 5)
+    assert kafka[f"{prefix}.sessions"] == "no such topic yet"
