@@ -16,6 +16,14 @@ Identity, as in Vector's ``file`` source (its checksum fingerprinter) and Filebe
   fingerprint is upgraded to the longer head (Vector does the same with its ``lines``/``bytes`` checksum
   once enough data exists), which makes later checks stronger.
 * ``size < offset`` on the same inode is a truncation (``>`` redirection, an editor saving in place).
+* A file truncated and written again *past* the cursor between two reads keeps its inode, its size is no
+  longer below the offset, and its head may be unchanged (a truncation to a point after the first KiB).
+  Reading on would start in the middle of some new line. So the cursor also keeps an ``anchor``: a digest
+  of the up to ``ANCHOR_BYTES`` bytes just before its offset. If those bytes changed, the file was rewritten
+  under the cursor (TRUNCATED). Together, head and anchor cover every consumed byte of a file up to 2 KiB
+  and the start and end of the consumed part of a larger one; what they cannot see (a rewrite of only the
+  middle of a large file with identical bytes around the cursor) no append-only writer produces.
+  A restart checkpoint has no anchor: it is checked by its head fingerprint and size only.
 
 mtime is not used to decide anything: it can go backwards (restored backups, ``touch -d``, clock steps) and
 proves nothing about content.
@@ -32,12 +40,19 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 FINGERPRINT_BYTES = 1024
+ANCHOR_BYTES = 1024  # bytes just before the cursor's offset that must not change while the file is the same
 
 
 def fingerprint(head: bytes) -> str:
     """Fingerprint of a file's first min(len, FINGERPRINT_BYTES) bytes: ``"<len>:<sha1hex[:16]>"``."""
     head = head[:FINGERPRINT_BYTES]
     return f"{len(head)}:{hashlib.sha1(head).hexdigest()[:16]}"
+
+
+def anchor_of(before_offset: bytes) -> str:
+    """Digest of the (up to ANCHOR_BYTES) bytes that end at a cursor's offset, in the fingerprint format."""
+    tail = before_offset[-ANCHOR_BYTES:] if before_offset else b""
+    return f"{len(tail)}:{hashlib.sha1(tail).hexdigest()[:16]}"
 
 
 def fingerprint_length(fp: str) -> int:
@@ -67,6 +82,11 @@ class Cursor:
     size: int  # file size when last looked at
     mtime: float
     tail_taken: bool = False  # the last consumed line had no newline yet (taken because quiet/final)
+    anchor: str = ""  # anchor_of(the bytes before offset); "" = unknown (fresh, or from a checkpoint)
+
+    def anchor_length(self) -> int:
+        """How many bytes before the offset the anchor covers (0 if there is none)."""
+        return max(0, fingerprint_length(self.anchor)) if self.anchor else 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,7 +95,8 @@ class Cursor:
     def from_dict(cls, d: dict[str, Any]) -> Cursor:
         return cls(path=str(d["path"]), dev=int(d["dev"]), ino=int(d["ino"]), fingerprint=str(d["fingerprint"]),
                    incarnation=int(d["incarnation"]), offset=int(d["offset"]), line_no=int(d["line_no"]),
-                   size=int(d["size"]), mtime=float(d["mtime"]), tail_taken=bool(d.get("tail_taken", False)))
+                   size=int(d["size"]), mtime=float(d["mtime"]), tail_taken=bool(d.get("tail_taken", False)),
+                   anchor=str(d.get("anchor", "")))
 
 
 @dataclass(slots=True)
@@ -102,6 +123,7 @@ class Action(enum.Enum):
     CONTINUE = "continue"  # same file: read on from the cursor
     TRUNCATED = "truncated"  # same inode, shorter than the cursor: read again from 0, new incarnation
     RECREATED = "recreated"  # another file at the path (inode or head changed): from 0, new incarnation
+    # (TRUNCATED also covers a file rewritten under the cursor: same inode and head, other bytes before it)
 
 
 def _upgrade(fp: str, head: bytes) -> str:
@@ -112,9 +134,13 @@ def _upgrade(fp: str, head: bytes) -> str:
 
 
 def decide(cursor: Cursor | None, st: FileStat, head: bytes, checkpoint: Checkpoint | None = None, *,
-           path: str = "") -> tuple[Action, Cursor]:
+           path: str = "", before_offset: bytes | None = None) -> tuple[Action, Cursor]:
     """What to do with the file at a path, given the stored cursor (or a restart checkpoint), its stat and
-    its head bytes; returns the action and the cursor to read from (size and mtime taken from `st`)."""
+    its head bytes; returns the action and the cursor to read from (size and mtime taken from `st`).
+
+    `before_offset`: the file's bytes just before the cursor's offset (``cursor.anchor_length()`` of them),
+    when the cursor has an anchor; None skips that check.
+    """
     head = head[:FINGERPRINT_BYTES]
 
     def fresh(incarnation: int, p: str) -> Cursor:
@@ -139,5 +165,8 @@ def decide(cursor: Cursor | None, st: FileStat, head: bytes, checkpoint: Checkpo
         return Action.TRUNCATED, fresh(cursor.incarnation + 1, p)
     if not head_matches(cursor.fingerprint, head):
         return Action.RECREATED, fresh(cursor.incarnation + 1, p)
+    if cursor.anchor and before_offset is not None and anchor_of(before_offset) != cursor.anchor:
+        return Action.TRUNCATED, fresh(cursor.incarnation + 1, p)
     return Action.CONTINUE, Cursor(p, st.dev, st.ino, _upgrade(cursor.fingerprint, head), cursor.incarnation,
-                                   cursor.offset, cursor.line_no, st.size, st.mtime, cursor.tail_taken)
+                                   cursor.offset, cursor.line_no, st.size, st.mtime, cursor.tail_taken,
+                                   cursor.anchor)

@@ -12,7 +12,16 @@ import os
 import stat
 from dataclasses import dataclass, field
 
-from stream.cursor import FINGERPRINT_BYTES, Action, Checkpoint, Cursor, FileStat, decide
+from stream.cursor import (
+    ANCHOR_BYTES,
+    FINGERPRINT_BYTES,
+    Action,
+    Checkpoint,
+    Cursor,
+    FileStat,
+    anchor_of,
+    decide,
+)
 from stream.framing import SAMPLE_BYTES, TOO_LONG, BadLine, frame
 from stream.topics import Record
 
@@ -60,11 +69,28 @@ def _read_open(fd: int, path: str, cursor: Cursor | None, checkpoint: Checkpoint
         return ReadResult(None, error="not a regular file")
     fs = FileStat(st.st_dev, st.st_ino, st.st_size, st.st_mtime)
     head = os.pread(fd, FINGERPRINT_BYTES, 0)
-    action, cur = decide(cursor, fs, head, checkpoint, path=path)
+    before: bytes | None = None
+    if cursor is not None and cursor.anchor and cursor.offset <= fs.size:
+        n = min(cursor.anchor_length(), cursor.offset)
+        before = os.pread(fd, n, cursor.offset - n)
+    action, cur = decide(cursor, fs, head, checkpoint, path=path, before_offset=before)
     if cursor is None and action is Action.CONTINUE and cur.offset > 0:
         # a checkpoint does not say whether its last line was an unterminated tail; the file does
         cur.tail_taken = os.pread(fd, 1, cur.offset - 1) != b"\n"
-    res = ReadResult(cur, action=action)
+    start = cur.offset
+    res = _read_from(fd, ReadResult(cur, action=action), fs, final=final, now=now,
+                     quiet_seconds=quiet_seconds, max_line_bytes=max_line_bytes, read_bytes=read_bytes)
+    if cur.offset != start or not cur.anchor:
+        n = min(cur.offset, ANCHOR_BYTES)
+        before_new = os.pread(fd, n, cur.offset - n)
+        cur.anchor = anchor_of(before_new) if len(before_new) == n else ""  # shrank meanwhile: unknown
+    return res
+
+
+def _read_from(fd: int, res: ReadResult, fs: FileStat, *, final: bool, now: float, quiet_seconds: float,
+               max_line_bytes: int, read_bytes: int) -> ReadResult:
+    cur = res.cursor
+    assert cur is not None
     offset = cur.offset
     end = fs.size  # read no further than what fstat saw, so size, mtime and the bytes agree
     if offset >= end:

@@ -5,7 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 
-from stream.cursor import FINGERPRINT_BYTES, Action, Checkpoint, Cursor, FileStat, decide, fingerprint
+from stream.cursor import (
+    FINGERPRINT_BYTES,
+    Action,
+    Checkpoint,
+    Cursor,
+    FileStat,
+    anchor_of,
+    decide,
+    fingerprint,
+)
 
 HEAD = b'{"type":"user","uuid":"0b5c","sessionId":"s1"}\n' * 40  # 1,960 bytes
 
@@ -22,11 +31,12 @@ def test_fingerprint_is_length_and_sha1_prefix_over_at_most_1024_bytes() -> None
 
 
 def test_cursor_round_trips_through_json() -> None:
-    c = Cursor("/r/s1.jsonl", 64769, 123456789, "1024:00aa", 3, 5000, 42, 6000, 1739000000.25, True)
+    c = Cursor("/r/s1.jsonl", 64769, 123456789, "1024:00aa", 3, 5000, 42, 6000, 1739000000.25, True, "1024:0bb")
     d = json.loads(json.dumps(c.to_dict()))
     assert Cursor.from_dict(d) == c
-    del d["tail_taken"]  # cursors stored before the field existed
-    assert Cursor.from_dict(d).tail_taken is False
+    del d["tail_taken"], d["anchor"]  # cursors stored before the fields existed
+    old = Cursor.from_dict(d)
+    assert (old.tail_taken, old.anchor) == (False, "")
 
 
 def test_start_without_cursor_or_checkpoint() -> None:
@@ -103,3 +113,20 @@ def test_checkpoint_mismatch_or_beyond_size() -> None:
     empty = Checkpoint("/r/s1.jsonl", 0, fingerprint(b""), 0, 0)
     action, c = decide(None, FileStat(1, 9, 1960, 13.0), HEAD[:1024], empty)
     assert action is Action.CONTINUE and (c.incarnation, c.offset, c.fingerprint) == (0, 0, fingerprint(HEAD))
+
+
+def test_bytes_before_the_offset_changed_means_rewritten_under_the_cursor() -> None:
+    data = HEAD + b'{"type":"assistant","uuid":"77"}\n' * 60
+    cur = cursor_at(len(data), data)
+    cur.anchor = anchor_of(data[-1024:])
+    st = FileStat(1, 7, len(data) + 500, 12.0)
+    action, c = decide(cur, st, data[:1024], before_offset=data[-1024:])
+    assert action is Action.CONTINUE and c.anchor == cur.anchor and c.offset == len(data)
+    # truncated to 1,500 bytes and rewritten past the old offset: same inode, same head, bigger size
+    rewritten = data[:1500] + b'{"type":"user","uuid":"88"}\n' * 90
+    before = rewritten[len(data) - 1024:len(data)]
+    action, c = decide(cur, st, rewritten[:1024], before_offset=before)
+    assert action is Action.TRUNCATED and (c.incarnation, c.offset, c.anchor) == (3, 0, "")
+    # a cursor without an anchor (fresh, or from a checkpoint) is judged on head and size only
+    cur.anchor = ""
+    assert decide(cur, st, rewritten[:1024], before_offset=before)[0] is Action.CONTINUE

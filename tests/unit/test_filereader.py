@@ -245,3 +245,19 @@ def test_missing_directory_and_fifo(tmp_path: Path) -> None:
     t0 = time.monotonic()
     r = step(fifo, None)  # must not block waiting for a writer
     assert r.cursor is None and r.error == "not a regular file" and time.monotonic() - t0 < 5
+
+
+def test_truncated_and_rewritten_past_the_cursor_between_two_reads(tmp_path: Path) -> None:
+    # same inode, same first KiB, size back above the offset: only the bytes before the cursor tell
+    p = tmp_path / "s.jsonl"
+    p.write_bytes(events(0, 60))
+    cursor, _ = drain(p, None)
+    assert cursor is not None and cursor.offset == len(events(0, 60))
+    with open(p, "r+b") as f:
+        f.truncate(len(events(0, 40)))
+        f.seek(0, os.SEEK_END)
+        f.write(events(100, 30, pad=3))  # longer lines: the old offset now falls inside a line
+    r = step(p, cursor)
+    assert r.action is Action.TRUNCATED
+    assert event_ids(r.records) == list(range(40)) + list(range(100, 130))
+    assert r.cursor is not None and r.cursor.incarnation == 1
