@@ -261,3 +261,14 @@ def test_truncated_and_rewritten_past_the_cursor_between_two_reads(tmp_path: Pat
     assert r.action is Action.TRUNCATED
     assert event_ids(r.records) == list(range(40)) + list(range(100, 130))
     assert r.cursor is not None and r.cursor.incarnation == 1
+
+
+def test_catch_up_on_a_session_with_thousands_of_events(tmp_path: Path) -> None:
+    # the original plan's "catch-up with >1000 events": bounded steps, every event once, in order
+    p = tmp_path / "s.jsonl"
+    p.write_bytes(events(0, 5000, pad=40))  # ~400 KB
+    cursor, res = drain(p, None, read_bytes=64 * 1024)
+    assert 6 <= len(res) <= 8  # 64 KiB per step
+    assert event_ids(records(res)) == list(range(5000))
+    assert [r.line_no for r in records(res)] == list(range(1, 5001))
+    assert cursor is not None and (cursor.offset, cursor.line_no) == (p.stat().st_size, 5000)
