@@ -213,7 +213,6 @@ def _secret_span(m: re.Match[bytes], back: int) -> tuple[int, int]:
 
 # ---- the JSON guard -------------------------------------------------------------------------------------
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_ESCAPE = re.compile(rb"\\(?:u[0-9A-Fa-f]{4}|.)", re.DOTALL)
 
 
 def _string_contents(line: bytes) -> list[tuple[int, int]]:
@@ -222,17 +221,28 @@ def _string_contents(line: bytes) -> list[tuple[int, int]]:
     return [(m.start() + 1, m.end() - 1) for m in _JSON_STRING.finditer(line)]
 
 
+def _escape_around(line: bytes, p: int, lo: int) -> tuple[int, int] | None:
+    """The escape sequence (start, end) that position `p` would split, if any. Only the nearest backslash
+    within 5 bytes before `p` can start it (escapes never overlap); it starts an escape when the run of
+    backslashes it ends has odd length (``\\\\`` is one escaped backslash)."""
+    for i in range(p - 1, max(lo, p - 6) - 1, -1):
+        if line[i] != 0x5C:
+            continue
+        if _escaped(line, i):
+            return None  # the second byte of `\\`: that escape ends at or before p
+        length = 6 if line[i + 1:i + 2] == b"u" else 2
+        return (i, i + length) if i + length > p else None
+    return None
+
+
 def _align(line: bytes, start: int, end: int, lo: int) -> tuple[int, int]:
-    """Widen [start, end) so that it splits no escape sequence of the string whose content starts at `lo`.
-    Escapes are tokenised from the content's first byte: starting mid-way could misread `\\\\n`."""
-    for m in _ESCAPE.finditer(line, lo, end + 6):
-        a, b = m.span()
-        if a >= end:
-            break
-        if a < start < b:
-            start = a
-        if a < end < b:
-            end = b
+    """Widen [start, end) so that it splits no escape sequence of the string whose content starts at `lo`."""
+    around = _escape_around(line, start, lo)
+    if around is not None:
+        start = around[0]
+    around = _escape_around(line, end, lo)
+    if around is not None:
+        end = around[1]
     return start, end
 
 

@@ -283,6 +283,11 @@ def test_patterns_that_cross_json_structure_cannot_break_the_line() -> None:
     assert n == 1
     raw = dump({"a": "line\n123456 end"})
     assert json.loads(Redactor([r"n[0-9]{6}"]).redact(raw)[0]) == {"a": "line[REDACTED:custom] end"}
+    raw = dump({"a": "ok \x1b[0m done \\\\u1234"})  # \u001b in the line; then two escaped backslashes
+    assert raw == b'{"a":"ok \\u001b[0m done \\\\\\\\u1234"}'
+    assert json.loads(Redactor([r"1b\[0m"]).redact(raw)[0]) == {"a": "ok [REDACTED:custom] done \\\\u1234"}
+    assert json.loads(Redactor([r"ok \\u00"]).redact(raw)[0]) == {"a": "[REDACTED:custom][0m done \\\\u1234"}
+    assert json.loads(Redactor([r"u12"]).redact(raw)[0]) == {"a": "ok \x1b[0m done \\\\[REDACTED:custom]34"}
 
 
 def test_marker_format_is_escaped_into_the_line() -> None:
