@@ -13,10 +13,10 @@ import time
 from typing import Any
 
 import faust
-from stream.discovery import confine, subagent_files
 
 from agents.app import Runtime
 from agents.tailer import Tailer
+from stream.discovery import confine, subagent_files
 from stream.topics import DeadLetter, SessionEvent, file_id_for
 
 log = logging.getLogger("ccstream.sessions")

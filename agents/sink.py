@@ -25,16 +25,27 @@ log = logging.getLogger("ccstream.sink")
 T = TypeVar("T")
 
 
-def batch_token(topic: str, events: Sequence[Any]) -> str:
-    """Deterministic per (topic, partition, first..last offset) of the batch."""
+def batch_token(topic: str, events: Sequence[Any], content: Sequence[str]) -> str:
+    """Deterministic for a re-delivered batch, distinct for any other: the topic/partition/offset ranges AND
+    the identities of what the batch carries. Offsets alone are not enough: the embedded broker starts empty
+    after a restart, so offsets repeat with other content, and ClickHouse would drop the new rows as
+    duplicates of the old batch."""
     ranges: dict[int, list[int]] = {}
     for ev in events:
         msg = ev.message
         lo_hi = ranges.setdefault(msg.partition, [msg.offset, msg.offset])
         lo_hi[0] = min(lo_hi[0], msg.offset)
         lo_hi[1] = max(lo_hi[1], msg.offset)
-    spec = topic + ";" + ";".join(f"{p}:{lo}-{hi}" for p, (lo, hi) in sorted(ranges.items()))
-    return hashlib.sha1(spec.encode()).hexdigest()
+    h = hashlib.sha1(topic.encode())
+    h.update(";".join(f"{p}:{lo}-{hi}" for p, (lo, hi) in sorted(ranges.items())).encode())
+    for item in content:
+        h.update(b"\0" + item.encode())
+    return h.hexdigest()
+
+
+def chunk_identity(c: RawChunk) -> str:
+    first = c.records[0].offset if c.records else c.end_offset
+    return f"{c.file_id}/{c.incarnation}/{first}-{c.end_offset}"
 
 
 async def insert_with_retry(rt: Runtime, what: str, fn: Callable[[], T]) -> T:
@@ -74,7 +85,7 @@ def register(app: faust.App, rt: Runtime) -> None:
                               ev.message.partition, ev.message.offset, exc)
             if not chunks:
                 continue
-            token = batch_token(s.topic_raw_events, events)
+            token = batch_token(s.topic_raw_events, events, [chunk_identity(c) for c in chunks])
             rows = await insert_with_retry(rt, f"{len(chunks)} chunks",
                                            lambda c=chunks, t=token: writer.write_chunks(c, t))
             rt.stats.rows_inserted += rows
@@ -91,7 +102,7 @@ def register(app: faust.App, rt: Runtime) -> None:
                 except (ValueError, KeyError, TypeError) as exc:
                     log.error("undecodable session event skipped: %s", exc)
             if decoded:
-                token = batch_token(s.topic_sessions, events)
+                token = batch_token(s.topic_sessions, events, [e.event_id for e in decoded])
                 await insert_with_retry(rt, f"{len(decoded)} session events",
                                         lambda d=decoded, t=token: writer.write_session_events(d, t))
                 rt.stats.session_events += len(decoded)
@@ -106,6 +117,7 @@ def register(app: faust.App, rt: Runtime) -> None:
                 except (ValueError, KeyError, TypeError) as exc:
                     log.error("undecodable dead letter skipped: %s", exc)
             if letters:
-                token = batch_token(s.topic_dead_letters, events)
+                token = batch_token(s.topic_dead_letters, events,
+                                    [f"{d.file_id}/{d.incarnation}/{d.offset}/{d.reason}" for d in letters])
                 await insert_with_retry(rt, f"{len(letters)} dead letters",
                                         lambda d=letters, t=token: writer.write_dead_letters(d, t))

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import faust
+
+from agents.app import Runtime
 from stream.cursor import Action, Cursor
 from stream.discovery import confine, iter_transcripts, session_and_agent
 from stream.filereader import ReadResult, read_step
-
-from agents.app import Runtime
 from stream.topics import DeadLetter, RawChunk, TailRequest, file_id_for
 
 log = logging.getLogger("ccstream.tailer")
@@ -166,6 +166,11 @@ class Tailer:
             f.tail_requested = False
         f.size, f.mtime, f.offset = cursor.size, cursor.mtime, cursor.offset
         f.ended = f.ended or ended
+
+    def lagging(self) -> list[dict[str, Any]]:
+        """Followed files whose cursor is behind their size (an unterminated tail waits here too)."""
+        return [{"path": p, "offset": f.offset, "size": f.size, "session_id": f.session_id}
+                for p, f in self.followed.items() if f.offset < f.size]
 
     # ---- finding work -------------------------------------------------------------------------------
     async def poll(self) -> None:

@@ -44,6 +44,20 @@ def register(app: faust.App, rt: Runtime) -> None:
                 return self.json({"error": str(exc)}, status=400)
             return self.bytes(out, content_type="application/octet-stream")
 
+    @app.page("/ccstream/debug/tasks/")
+    class Tasks(View):
+        """Every asyncio task of the worker with where it waits: for diagnosing a stall."""
+
+        async def get(self, request: Request) -> Response:
+            import io
+
+            out = []
+            for task in asyncio.all_tasks():
+                buf = io.StringIO()
+                task.print_stack(limit=6, file=buf)
+                out.append(buf.getvalue())
+            return self.text("\n".join(out))
+
     @app.page("/ccstream/status/")
     class Status(View):
         async def get(self, request: Request) -> Response:
@@ -53,6 +67,7 @@ def register(app: faust.App, rt: Runtime) -> None:
                 "roles": rt.settings.roles,
                 "uptime_s": round(time.time() - STARTED, 1),
                 "followed_files": len(tailer.followed) if tailer else 0,
+                "lagging_files": tailer.lagging() if tailer else [],
                 "queued_requests": len(tailer.queued) if tailer else 0,
                 "pending_checkpoints": len(rt.checkpoints),
                 **dataclasses.asdict(rt.stats),

@@ -143,11 +143,12 @@ def test_lines_appended_after_session_start_become_queryable(stack: UpStack) -> 
 
 def test_worker_killed_mid_ingest_then_restarted_loses_and_repeats_nothing(
         tmp_path: Path, corpus: Path) -> None:
-    stack = UpStack(tmp_path)
+    # small reads and small insert batches stretch the ingest over many inserts, so the kill lands mid-way
+    stack = UpStack(tmp_path, {"CCSTREAM_READ_CHUNK_BYTES": "65536", "CCSTREAM_SINK_BATCH_MESSAGES": "4"})
     stack.copy_corpus(corpus)
     stack.start()
     try:
-        stack.wait_for(lambda: stack.scalar("SELECT count() AS n FROM claude_raw_traces") > 0, 120,
+        stack.wait_for(lambda: stack.scalar("SELECT count() AS n FROM claude_raw_traces") > 2000, 120,
                        "the first rows")
         partial = stack.scalar("SELECT count() AS n FROM claude_raw_traces FINAL")
         os.kill(stack.worker_info()["pid"], signal.SIGKILL)
