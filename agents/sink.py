@@ -10,6 +10,7 @@ ClickHouse down: retry with exponential backoff, commit nothing, lose nothing.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import time
@@ -87,7 +88,7 @@ def register(app: faust.App, rt: Runtime) -> None:
                 continue
             token = batch_token(s.topic_raw_events, events, [chunk_identity(c) for c in chunks])
             rows = await insert_with_retry(rt, f"{len(chunks)} chunks",
-                                           lambda c=chunks, t=token: writer.write_chunks(c, t))
+                                           functools.partial(writer.write_chunks, chunks, token))
             rt.stats.rows_inserted += rows
             rt.stats.inserts += 1
             rt.stats.last_insert_at = time.time()
@@ -104,7 +105,7 @@ def register(app: faust.App, rt: Runtime) -> None:
             if decoded:
                 token = batch_token(s.topic_sessions, events, [e.event_id for e in decoded])
                 await insert_with_retry(rt, f"{len(decoded)} session events",
-                                        lambda d=decoded, t=token: writer.write_session_events(d, t))
+                                        functools.partial(writer.write_session_events, decoded, token))
                 rt.stats.session_events += len(decoded)
 
     @app.agent(dead_topic, name="ccstream.dead-letter-sink")
@@ -120,4 +121,4 @@ def register(app: faust.App, rt: Runtime) -> None:
                 token = batch_token(s.topic_dead_letters, events,
                                     [f"{d.file_id}/{d.incarnation}/{d.offset}/{d.reason}" for d in letters])
                 await insert_with_retry(rt, f"{len(letters)} dead letters",
-                                        lambda d=letters, t=token: writer.write_dead_letters(d, t))
+                                        functools.partial(writer.write_dead_letters, letters, token))

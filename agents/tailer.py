@@ -28,6 +28,7 @@ from agents.app import Runtime
 from stream.cursor import Action, Cursor
 from stream.discovery import confine, iter_transcripts, session_and_agent
 from stream.filereader import ReadResult, read_step
+from stream.redaction import redactor_from_settings
 from stream.topics import DeadLetter, RawChunk, TailRequest, file_id_for
 
 log = logging.getLogger("ccstream.tailer")
@@ -67,6 +68,7 @@ class Tailer:
         self.followed: dict[str, Followed] = {}
         self.queued: set[str] = set()  # paths with a request in flight: don't pile up duplicates
         self.roots = [Path(r) for r in s.claude_roots]
+        self.redactor = redactor_from_settings(s)  # secrets never leave this machine
 
     # ---- requests ---------------------------------------------------------------------------------
     async def request(self, path: str, *, session_id: str = "", agent_id: str | None = None,
@@ -138,10 +140,19 @@ class Tailer:
         dead = [DeadLetter(host=s.host, path=path, file_id=fid, incarnation=cursor.incarnation,
                            offset=b.offset, line_no=b.line_no, length=b.length, reason=b.reason,
                            sample=b.sample, detected_at=now) for b in res.bad]
+        redactions: list[int] = []
+        if self.redactor is not None:
+            for rec in res.records:
+                rec.raw, n = self.redactor.redact(rec.raw)
+                redactions.append(n)
+            if not any(redactions):
+                redactions = []
+            for d in dead:
+                d.sample = self.redactor.redact(d.sample)[0]
         chunk = RawChunk(host=s.host, user=s.user, path=path, file_id=fid, incarnation=cursor.incarnation,
                          fingerprint=cursor.fingerprint, session_id=session_id, agent_id=agent_id,
                          records=res.records, end_offset=cursor.offset, end_line=cursor.line_no,
-                         dead_letters=dead)
+                         dead_letters=dead, redactions=redactions)
         key = (session_id or fid).encode()
         pending = [await self.raw_events.send(key=key, value=chunk.encode())]
         for d in dead:

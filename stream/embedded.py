@@ -249,4 +249,4 @@ def main(argv: list[str] | None = None) -> int:
         overrides["data_dir"] = args.data_dir.expanduser().resolve()
     if args.roots:
         overrides["claude_roots"] = [Path(r).expanduser() for r in args.roots.split(",") if r]
-    return up(load_settings(**overrides))
+    return up(load_settings(None, **overrides))

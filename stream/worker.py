@@ -27,7 +27,7 @@ def run(roles: list[str] | None = None, loglevel: str = "info") -> int:
     from agents.app import create_app
 
     overrides = {"roles": roles} if roles else {}
-    settings = load_settings(**overrides)
+    settings = load_settings(None, **overrides)
     app = create_app(settings)
     worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)

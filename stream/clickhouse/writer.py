@@ -70,12 +70,13 @@ class TraceWriter:
         checkpoints: list[Row] = []
         redact = self.redactor
         for chunk in chunks:
-            for rec in chunk.records:
+            for i, rec in enumerate(chunk.records):
+                done = chunk.redaction_count(i)  # the edge redacted before the line left its machine
                 if redact is not None:
                     raw, n = redact(rec.raw)
-                    rows.append(extract_row(raw, chunk, rec, now, redactions=n))
+                    rows.append(extract_row(raw, chunk, rec, now, redactions=done + n))
                 else:
-                    rows.append(extract_row(rec.raw, chunk, rec, now))
+                    rows.append(extract_row(rec.raw, chunk, rec, now, redactions=done))
             dead.extend(self._dead_letter_row(d, now_ms) for d in chunk.dead_letters)
             checkpoints.append((chunk.host, chunk.file_id, chunk.path, chunk.incarnation, chunk.fingerprint,
                                 chunk.end_offset, chunk.end_line, now_ms))
