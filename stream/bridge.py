@@ -137,6 +137,11 @@ class Bridge:
         self._last_trim = 0.0
         self._last_spool = 0.0
         self._last_claim = 0.0
+        # A memory-only broker (the embedded Tansu) loses what it held when it restarts, including events this
+        # bridge already acknowledged. So keep acknowledged entries for a window and, on a fresh broker,
+        # deliver that window again; consumers drop the repeats by event_id (ClickHouse merges them).
+        self.replay_window = settings.bridge_replay_seconds if settings.broker_is_ephemeral else 0.0
+        self._replayed = False
 
     # -- Kafka --
     async def _start_producer(self, stop: asyncio.Event) -> AIOKafkaProducer | None:
@@ -234,6 +239,15 @@ class Bridge:
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+            if self.replay_window and not self._replayed:
+                since = format_id(int((time.time() - self.replay_window) * 1000), 0)
+                groups: Any = await client.xinfo_groups(self.key)
+                last = next((_text(g["last-delivered-id"]) for g in groups if _text(g["name"]) == self.group), None)
+                if last is not None and parse_id(last) > parse_id(since):
+                    await client.xgroup_setid(self.key, self.group, id=since)
+                    log.info("fresh in-memory broker: delivering the stream again from %s (the last %.0fs)",
+                             since, self.replay_window)
+        self._replayed = True
 
     async def _drain_spool(self, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -314,6 +328,9 @@ class Bridge:
                 summary: Any = await self.redis.xpending(self.key, g["name"])
                 oldest[_text(g["name"])] = _text(summary["min"]) if summary.get("min") else None
         minid = trim_point(groups, oldest)
+        if minid is not None and self.replay_window:
+            keep_from = (int((time.time() - self.replay_window) * 1000), 0)
+            minid = format_id(*min(parse_id(minid), keep_from))
         if minid is not None:
             removed = await self.redis.xtrim(self.key, minid=minid, approximate=False)
             if removed:

@@ -50,6 +50,8 @@ class Settings:
     redis_url: str | None = None
     stream_key: str = "ccstream:sessions"
     bridge_group: str = "ccstream-bridge"
+    # with an in-memory broker: acknowledged hook events kept this long and delivered again to a fresh broker
+    bridge_replay_seconds: float = 900.0
     hook_timeout: float = 0.05  # seconds for connect and write: the hook never makes Claude Code wait
 
     # Kafka: None means "the embedded stack starts Tansu on loopback"
