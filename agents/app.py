@@ -97,7 +97,10 @@ def create_app(settings: Settings) -> faust.App:
     rt = Runtime(settings)
     app.ccstream = rt  # type: ignore[attr-defined]
 
-    if "sink" in roles or settings.broker_is_ephemeral:
+    # The sink needs ClickHouse. An edge reads its file checkpoints from it (for a broker that forgets)
+    # only beside a sink (one process owns a chDB store) or where a DSN is set explicitly: an edge on a
+    # team workstation has no local ClickHouse and must not create one.
+    if "sink" in roles or (settings.broker_is_ephemeral and settings.clickhouse_dsn):
         _open_clickhouse(rt)
     if "edge" in roles and rt.writer is not None:
         rt.checkpoints = rt.writer.file_checkpoints(settings.host)
