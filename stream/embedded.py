@@ -196,6 +196,10 @@ def up(settings: Settings, out: IO[str] = sys.stdout) -> int:
     restarts: list[float] = []
     roots = ", ".join(str(r) for r in settings.claude_roots)
     print(f"ccstream up: data in {settings.data_dir}; following {roots}", file=out, flush=True)
+    for root in settings.claude_roots:
+        if not root.is_dir():
+            print(f"ccstream up: {root} does not exist yet; it is picked up as soon as Claude Code creates it "
+                  "(set CLAUDE_CONFIG_DIR if your Claude Code config lives elsewhere)", file=out, flush=True)
     try:
         while not stopping:
             stack = Stack(settings, out)

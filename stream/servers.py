@@ -64,6 +64,7 @@ class ManagedProcess:
         self.proc = subprocess.Popen(
             self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=self.env, cwd=self.cwd, preexec_fn=_die_with_parent,
+            start_new_session=True,  # Ctrl-C reaches only `up`, which stops its children in order
         )
         log.close()
 
