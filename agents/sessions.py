@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import faust
+from faust.streams import current_event
 
 from agents.app import Runtime
 from agents.tailer import Tailer
@@ -23,6 +25,21 @@ log = logging.getLogger("ccstream.sessions")
 
 # hook events that say "this session's files may have news"
 FOLLOW_EVENTS = {"SessionStart", "SubagentStop", "Stop", "PreCompact", "PostCompact", "UserPromptSubmit"}
+SWEEP_EVERY = 60.0  # seconds between sweeps of idle entries (done from agent context, on an event's arrival)
+
+
+def idle_keys(entries: Iterable[tuple[Any, Any]], partition: int, now: float, idle_seconds: float) -> list[Any]:
+    """Keys of entries of `partition` whose last hook event is older than `idle_seconds`: sessions that
+    never sent SessionEnd (killed terminal, crash). Only the current event's partition is swept, so the
+    delete's changelog tombstone lands in the partition that holds the entry."""
+    out = []
+    for key, state in entries:
+        if not isinstance(state, dict) or state.get("partition") != partition:
+            continue
+        last = state.get("last_event_at")
+        if isinstance(last, (int, float)) and now - last > idle_seconds:
+            out.append(key)
+    return out
 
 
 def register(app: faust.App, rt: Runtime) -> None:
@@ -32,6 +49,17 @@ def register(app: faust.App, rt: Runtime) -> None:
                       partitions=s.topic_partitions)
     table = app.Table("sessions", default=None, partitions=s.topic_partitions,
                       schema=faust.Schema(key_serializer="json", value_serializer="json"))
+    app.ccstream_sessions = table  # type: ignore[attr-defined]  # the status page counts its entries
+    last_sweep = [time.monotonic()]
+
+    def sweep(partition: int) -> None:
+        now_m = time.monotonic()
+        if now_m - last_sweep[0] < SWEEP_EVERY:
+            return
+        last_sweep[0] = now_m
+        for key in idle_keys(list(table.items()), partition, time.time(), s.idle_session_timeout):
+            log.info("session %s idle for over %.0fs: its entry leaves the table", key, s.idle_session_timeout)
+            del table[key]
 
     async def refuse(ev: SessionEvent, path: str) -> None:
         rt.stats.refused_paths += 1
@@ -53,8 +81,12 @@ def register(app: faust.App, rt: Runtime) -> None:
                 continue
             if ev.host and ev.host != s.host:
                 continue  # another workstation's session: its own edge follows it
+            event = current_event()
+            partition = event.message.partition if event is not None else -1
+            sweep(partition)
             key = ev.session_id
             state: dict[str, Any] = dict(table.get(key) or {})
+            state["partition"] = partition
             name = ev.hook_event_name
             state.setdefault("session_id", ev.session_id)
             state.setdefault("started_at", ev.received_at)

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,11 @@ from stream.topics import DeadLetter, RawChunk, TailRequest, file_id_for
 log = logging.getLogger("ccstream.tailer")
 
 MAX_STEPS_PER_REQUEST = 8  # then re-queue the file so one huge file does not starve the others
+# requests that only say "something may have changed": a read that finds nothing new does not make the file
+# followed (an inotify event that arrives after the SessionEnd read must not bring the file back to memory)
+PASSIVE_REASONS = frozenset({"inotify", "scan", "adopt", "continue", "poll", "agent-ref"})
+AGENT_MARK = b'"agentId"'  # toolUseResult.agentId and agent_progress lines name a subagent
+_AGENT_ID = re.compile(rb'"agentId"\s*:\s*"([A-Za-z0-9_.-]{1,128})"')
 
 
 @dataclass(slots=True)
@@ -69,6 +75,10 @@ class Tailer:
         self.queued: set[str] = set()  # paths with a request in flight: don't pile up duplicates
         self.roots = [Path(r) for r in s.claude_roots]
         self.redactor = redactor_from_settings(s)  # secrets never leave this machine
+        self.first_scan_done = False
+        # main files whose subagent folder was already looked up because of an agentId line; cleared with
+        # the file's Followed entry so it stays bounded by the followed set
+        self.agents_seen: dict[str, set[str]] = {}
 
     # ---- requests ---------------------------------------------------------------------------------
     async def request(self, path: str, *, session_id: str = "", agent_id: str | None = None,
@@ -90,7 +100,9 @@ class Tailer:
             return
         stored = self.offsets.get(path)
         cursor = Cursor.from_dict(stored) if stored else None
-        checkpoint = self.rt.checkpoints.pop(path, None) if cursor is None else None
+        checkpoint = self.rt.checkpoints.pop(path, None)  # popped either way: it must not outlive this read
+        if cursor is not None:
+            checkpoint = None
         # from the path only, never from the request: identities and the ORDER BY key must be the same
         # whoever asked for the read (a hook, a scan, inotify), or re-reads would not merge
         session_id, agent_id = session_and_agent(Path(path))
@@ -100,11 +112,10 @@ class Tailer:
                 read_step, path, cursor, checkpoint=checkpoint, final=req.final, now=time.time(),
                 quiet_seconds=s.partial_line_quiet, max_line_bytes=s.max_line_bytes,
                 read_bytes=s.read_chunk_bytes)
-            checkpoint = None
             if res.missing or res.cursor is None:
                 if res.error:
                     log.warning("cannot read %s: %s", path, res.error)
-                self.followed.pop(path, None)
+                self.forget(path)
                 return
             if res.action is Action.TRUNCATED:
                 self.rt.stats.truncations += 1
@@ -115,13 +126,22 @@ class Tailer:
                 log.warning("%s was recreated: reading it again from the start as incarnation %d",
                             path, res.cursor.incarnation)
             new = res.cursor
+            adopted = (cursor is None and checkpoint is not None and res.action is Action.CONTINUE
+                       and new.offset == checkpoint.offset and not res.records and not res.bad)
             changed = (cursor is None or new.offset != cursor.offset or new.incarnation != cursor.incarnation
                        or res.records or res.bad)
-            if changed:
+            checkpoint = None
+            if adopted:
+                # ClickHouse already holds this file up to here: keep the cursor (on disk), send nothing
+                self.offsets[path] = new.to_dict()
+            elif changed:
                 await self._produce(path, session_id, agent_id, new, res)
                 self.offsets[path] = new.to_dict()
+                if agent_id is None and any(AGENT_MARK in r.raw for r in res.records):
+                    await self._follow_subagents(path, session_id, res.records)
             cursor = new
-            self._note_followed(path, session_id, agent_id, new, ended=req.final)
+            if (changed and not adopted) or path in self.followed or req.reason not in PASSIVE_REASONS:
+                self._note_followed(path, session_id, agent_id, new, ended=req.final)
             if not res.more:
                 break
         else:
@@ -130,7 +150,30 @@ class Tailer:
             return
         if req.final:
             # the session ended and its file is drained: it leaves memory; its cursor stays in the table
-            self.followed.pop(path, None)
+            self.forget(path)
+
+    def forget(self, path: str) -> None:
+        """Drop a file's in-memory state; its cursor stays in the file_offsets table (RocksDB), so a later
+        request continues where it stopped."""
+        self.followed.pop(path, None)
+        self.agents_seen.pop(path, None)
+
+    async def _follow_subagents(self, path: str, session_id: str, records: list[Any]) -> None:
+        """A main file's new lines name subagents (toolUseResult.agentId, agent_progress): follow their files
+        now (both layouts), before a scan or an inotify event would find them. Each agent id is looked up
+        until its file is found; the ids seen are kept only while the main file is followed."""
+        ids = {m.group(1).decode("utf-8", "replace") for r in records if AGENT_MARK in r.raw
+               for m in _AGENT_ID.finditer(r.raw)}
+        seen = self.agents_seen.setdefault(path, set())
+        main = Path(path)
+        for agent in sorted(ids - seen):
+            if "/" in agent or agent in (".", ".."):
+                continue  # an id is a file name part, never a path
+            for cand in (main.parent / main.stem / "subagents" / f"agent-{agent}.jsonl",
+                         main.parent / f"agent-{agent}.jsonl"):
+                if await asyncio.to_thread(cand.is_file):
+                    seen.add(agent)
+                    await self.request(str(cand), session_id=session_id, reason="agent-ref")
 
     async def _produce(self, path: str, session_id: str, agent_id: str | None, cursor: Cursor,
                        res: ReadResult) -> None:
@@ -201,33 +244,49 @@ class Tailer:
                 f.tail_requested = True
                 await self.request(path, session_id=f.session_id, agent_id=f.agent_id, reason="quiet-tail")
             elif now - f.last_change > self.settings.idle_session_timeout:
-                self.followed.pop(path, None)  # idle: leaves memory; scans and inotify bring it back
+                self.forget(path)  # idle: leaves memory; scans and inotify bring it back
 
     async def scan(self) -> int:
-        """Request every transcript under the roots whose size differs from what we know of it."""
+        """Request every transcript under the roots whose size differs from what we know of it.
+
+        The first full scan also empties ``rt.checkpoints`` (one entry per historical file, loaded from
+        ClickHouse at start): files it finds complete are sent as "adopt" requests, which turn the checkpoint
+        into a cursor in the file_offsets table (tables are written from agent context only) without
+        producing anything; entries for files that no longer exist are dropped. Afterwards the checkpoints
+        hold only requests in flight, and `_unchanged` relies on the table."""
         paths = await asyncio.to_thread(lambda: [str(p) for p in iter_transcripts(self.roots)])
         sent = 0
         for path in paths:
-            if await self._unchanged(path):
+            unchanged, by_checkpoint = await self._unchanged(path)
+            if unchanged and by_checkpoint:
+                await self.request(path, reason="adopt")
+                continue
+            if unchanged:
                 continue
             await self.request(path, reason="scan")
             sent += 1
+        if not self.first_scan_done:
+            self.first_scan_done = True
+            on_disk = set(paths)
+            for gone in [p for p in self.rt.checkpoints if p not in on_disk]:
+                del self.rt.checkpoints[gone]
         return sent
 
-    async def _unchanged(self, path: str) -> bool:
+    async def _unchanged(self, path: str) -> tuple[bool, bool]:
+        """(nothing new to read, known only from a ClickHouse checkpoint)."""
         try:
             st = os.stat(path)
         except OSError:
-            return True
+            return True, False
         f = self.followed.get(path)
         if f is not None:
-            return f.size == st.st_size and f.mtime == st.st_mtime and f.offset >= st.st_size
+            return f.size == st.st_size and f.mtime == st.st_mtime and f.offset >= st.st_size, False
         stored = self.offsets.get(path)
         if stored:
             c = Cursor.from_dict(stored)
-            return c.size == st.st_size and c.offset >= st.st_size and c.ino == st.st_ino
+            return c.size == st.st_size and c.offset >= st.st_size and c.ino == st.st_ino, False
         ckpt = self.rt.checkpoints.get(path)
-        return ckpt is not None and ckpt.offset == st.st_size
+        return ckpt is not None and ckpt.offset == st.st_size, True
 
     async def watch(self) -> None:
         """inotify through watchfiles: a write to any transcript under the roots asks for a read at once."""
@@ -245,7 +304,7 @@ class Tailer:
                         if p.endswith(".jsonl") and change != Change.deleted:
                             await self.request(p, reason="inotify")
                         elif change == Change.deleted and p in self.followed:
-                            self.followed.pop(p, None)
+                            self.forget(p)
             except Exception as exc:  # e.g. inotify watch limit: the poller and scans still work
                 log.warning("file watching stopped (%s); relying on polling every %.1fs",
                             exc, self.settings.poll_interval)

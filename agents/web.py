@@ -15,6 +15,7 @@ import dataclasses
 import json
 import logging
 import time
+from typing import Any
 
 import faust
 from faust.web import Request, Response, View
@@ -23,6 +24,13 @@ from agents.app import Runtime
 
 log = logging.getLogger("ccstream.web")
 STARTED = time.time()
+
+
+def _count(table: Any) -> int:
+    """Entries of a Faust table (RocksDB: iterates the keys, fine for a status page)."""
+    if table is None:
+        return 0
+    return sum(1 for _ in table)
 
 
 def register(app: faust.App, rt: Runtime) -> None:
@@ -70,6 +78,9 @@ def register(app: faust.App, rt: Runtime) -> None:
                 "lagging_files": tailer.lagging() if tailer else [],
                 "queued_requests": len(tailer.queued) if tailer else 0,
                 "pending_checkpoints": len(rt.checkpoints),
+                # bounded state: these return to their baseline once sessions end or go idle
+                "agent_refs": sum(len(v) for v in tailer.agents_seen.values()) if tailer else 0,
+                "session_entries": _count(getattr(app, "ccstream_sessions", None)),
                 **dataclasses.asdict(rt.stats),
             })
 
