@@ -167,3 +167,62 @@ def test_worker_killed_mid_ingest_then_restarted_loses_and_repeats_nothing(
         assert stack.scalar("SELECT count() AS n FROM dead_letters FINAL") == 0
     finally:
         assert stack.stop() == 0, stack.logs()
+
+
+def test_secrets_are_redacted_before_a_line_leaves_the_edge(stack: UpStack) -> None:
+    """Fed: a transcript line whose tool output printed an .env file with an Anthropic key and a database URL
+    with a password. Expected: the Kafka message and the stored raw line carry markers instead of the
+    secrets, the row counts its redactions, and the line is still valid JSON."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from stream.topics import RawChunk
+
+    key = "sk-ant-api03-" + "A1b2C3d4E5f6G7h8I9j0" * 4 + "-xYz0AA"
+    password = "hunter2-very-secret"
+    session_id = str(uuid.uuid4())
+    project = stack.projects / "-tmp-secret-project"
+    project.mkdir(exist_ok=True)
+    env_text = f"ANTHROPIC_API_KEY={key}\nDATABASE_URL=postgres://app:{password}@db.internal:5432/app\n"
+    obj = {"type": "user", "uuid": str(uuid.uuid4()), "sessionId": session_id, "parentUuid": None,
+           "timestamp": "2026-11-24T11:00:00.000Z", "cwd": "/tmp/secret-project",
+           "message": {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_01abc",
+                                                    "content": env_text}]},
+           "toolUseResult": {"stdout": env_text, "stderr": ""}}
+    (project / f"{session_id}.jsonl").write_bytes(json.dumps(obj).encode() + b"\n")
+
+    stack.wait_for(lambda: len(stack.query("SELECT 1 FROM claude_raw_traces FINAL WHERE session_id = {s:String}",
+                                           {"s": session_id})) == 1, 30, "the secret line")
+    row = stack.query("SELECT raw, redactions FROM claude_raw_traces FINAL WHERE session_id = {s:String}",
+                      {"s": session_id})[0]
+    assert key not in row["raw"] and password not in row["raw"]
+    assert int(row["redactions"]) >= 4  # the key and the password, each in two places
+    stored = json.loads(row["raw"])
+    assert stored["toolUseResult"]["stdout"] == ("ANTHROPIC_API_KEY=[REDACTED:anthropic-key]\n"
+                                                 "DATABASE_URL=postgres://app:[REDACTED:url-password]"
+                                                 "@db.internal:5432/app\n")
+
+    async def kafka_values() -> list[bytes]:
+        bootstrap = stack.worker_info()["kafka_bootstrap"]
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            parts = consumer.partitions_for_topic("ccstream.raw-events") or set()
+            tps = [TopicPartition("ccstream.raw-events", p) for p in parts]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            values: list[bytes] = []
+            for _ in range(20):
+                batch = await consumer.getmany(timeout_ms=300)
+                if not batch:
+                    break
+                values.extend(m.value for msgs in batch.values() for m in msgs)
+            return values
+        finally:
+            await consumer.stop()
+
+    chunks = [RawChunk.decode(v) for v in asyncio.run(kafka_values())]
+    ours = [r.raw for c in chunks if c.session_id == session_id for r in c.records]
+    assert len(ours) == 1
+    assert key.encode() not in ours[0] and password.encode() not in ours[0]
