@@ -50,18 +50,32 @@ def chunk_identity(c: RawChunk) -> str:
 
 
 async def insert_with_retry(rt: Runtime, what: str, fn: Callable[[], T]) -> T:
+    """Run the blocking insert `fn` in a thread until it succeeds. ClickHouseUnavailable (unreachable, timed out,
+    overloaded, closed) is waited out with exponential backoff, capped at sink_retry_max_seconds; the caller's
+    events stay unacknowledged meanwhile, so Faust commits nothing past them and a crash loses nothing.
+    Other errors propagate: a row ClickHouse rejects never gets here (the writer bisects it into dead_letters)."""
     from stream.clickhouse.client import ClickHouseUnavailable
 
     delay = 0.2
+    failures = 0
+    first_failure = 0.0
     while True:
         try:
-            return await asyncio.to_thread(fn)
+            result = await asyncio.to_thread(fn)
         except ClickHouseUnavailable as exc:
+            if not failures:
+                first_failure = time.monotonic()
+            failures += 1
             rt.stats.insert_retries += 1
-            log.warning("ClickHouse unavailable while inserting %s (%s): retrying in %.1fs; nothing is "
-                        "committed meanwhile", what, exc, delay)
+            log.warning("ClickHouse unavailable while inserting %s (attempt %d, %s): retrying in %.1fs; nothing "
+                        "is committed meanwhile", what, failures, exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, rt.settings.sink_retry_max_seconds)
+            continue
+        if failures:
+            log.warning("ClickHouse is back: inserted %s after %d failed attempts over %.1fs", what, failures,
+                        time.monotonic() - first_failure)
+        return result
 
 
 def register(app: faust.App, rt: Runtime) -> None:
