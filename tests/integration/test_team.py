@@ -147,6 +147,8 @@ def test_two_edges_and_one_sink_every_line_once_by_host_and_edges_independent(
     assert scalar(sink, "SELECT count() - uniqExact(file_id, incarnation, byte_offset) AS n "
                         "FROM claude_raw_traces FINAL") == 0
     assert scalar(sink, "SELECT count() AS n FROM dead_letters FINAL") == 0
+    # a team edge keeps no ClickHouse of its own (no DSN configured): only the sink has a store
+    assert [h for h, _, _ in hosts if (tmp_path / h / "clickhouse").exists()] == []
     print(f"\ntwo edges → one sink: {CORPUS_OBJECTS} rows in {ingest_s:.1f}s")
 
     # hook → each edge's own Redis db → its in-process bridge → Kafka → the sink
