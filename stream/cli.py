@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "hooks": ("stream.hooks_settings", "main", "install, uninstall or check ccstream's Claude Code hooks"),
     "bridge": ("stream.bridge", "main", "move hook events from the Redis stream to Kafka"),
     "worker": ("stream.worker", "main", "run a Faust worker (edge and/or sink role)"),
-    "edge": ("stream.worker", "main_edge", "run the edge role: follow this machine's transcripts"),
+    "edge": ("stream.worker", "main_edge", "run the edge role (tailer + bridge): follow this machine's transcripts"),
     "sink": ("stream.worker", "main_sink", "run the sink role: Kafka to ClickHouse"),
     "db": ("stream.clickhouse.dbcli", "main", "schema migrations: `db migrate`, `db status`"),
 }
