@@ -16,6 +16,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from stream.topics import RawChunk, Record
 
 RAW_TRACES_COLUMNS: list[str] = [
@@ -84,11 +86,17 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 def decode_object(raw: bytes) -> dict[str, Any] | None:
-    """The line as a JSON object, or None (not JSON, not UTF-8, or JSON that is not an object)."""
+    """The line as a JSON object, or None (not JSON, not UTF-8, or JSON that is not an object).
+
+    orjson first: JSON decoding is most of the sink's CPU (it parses about twice as fast as json on this
+    corpus). json only for what orjson refuses but json takes (integers beyond 64 bits)."""
     try:
-        obj = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return None
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        try:
+            obj = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            return None
     return obj if isinstance(obj, dict) else None
 
 
