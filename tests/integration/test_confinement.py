@@ -15,7 +15,6 @@ import json
 import os
 import struct
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,14 +59,6 @@ class OpenWatch:
 
     def close(self) -> None:
         os.close(self.fd)
-
-
-@pytest.fixture()
-def procs() -> Iterator[list[CcstreamProcess]]:
-    started: list[CcstreamProcess] = []
-    yield started
-    for p in started:
-        p.stop(timeout=20)
 
 
 def test_paths_outside_the_root_are_refused_recorded_and_never_opened(

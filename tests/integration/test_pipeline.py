@@ -18,28 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.corpus import count_objects
 from tests.integration.upstack import UpStack
 
 pytestmark = pytest.mark.integration
 
 EXPECTED_ROWS = 18_918
-
-
-def count_objects(path: Path) -> int:
-    """Objects in a transcript, counted independently of ccstream's framing: every physical line
-    (the unterminated last one too) decoded with a raw_decode loop."""
-    dec = json.JSONDecoder()
-    n = 0
-    for line in path.read_bytes().split(b"\n"):
-        text = line.decode().strip()
-        pos = 0
-        while pos < len(text):
-            _, end = dec.raw_decode(text, pos)
-            n += 1
-            pos = end
-            while pos < len(text) and text[pos].isspace():
-                pos += 1
-    return n
 
 
 @pytest.fixture(scope="module")

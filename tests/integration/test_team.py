@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,27 +22,12 @@ import pytest
 
 from stream.servers import RedisServer, TansuBroker
 from stream.worker import parse_assignments
+from tests.integration.corpus import count_objects
 from tests.integration.workers import REPO, CcstreamProcess
 
 pytestmark = pytest.mark.integration
 
 CORPUS_OBJECTS = 18_918
-
-
-def count_objects(path: Path) -> int:
-    """Objects in a transcript, counted independently of ccstream's framing (raw_decode over every physical
-    line, the unterminated last one too)."""
-    dec = json.JSONDecoder()
-    n = 0
-    for line in path.read_bytes().split(b"\n"):
-        text = line.decode().strip()
-        pos = 0
-        while pos < len(text):
-            _, pos = dec.raw_decode(text, pos)
-            n += 1
-            while pos < len(text) and text[pos].isspace():
-                pos += 1
-    return n
 
 
 def split_corpus(corpus: Path, roots: list[Path]) -> list[dict[str, int]]:
@@ -96,14 +81,6 @@ def transcript_line(session_id: str, text: str) -> bytes:
 @pytest.fixture()
 def prefix() -> str:
     return f"team-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture()
-def procs() -> Iterator[list[CcstreamProcess]]:
-    started: list[CcstreamProcess] = []
-    yield started
-    for p in started:
-        p.stop(timeout=20)
 
 
 def test_two_edges_and_one_sink_every_line_once_by_host_and_edges_independent(
