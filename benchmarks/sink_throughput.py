@@ -19,6 +19,7 @@ zlib level 6 applied to each line alone, as the original plan stored them.
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -34,6 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "fixtures" / "claude-code" / "projects"
 EXPECTED = 18_918
 ROUNDS = 3  # the first is a warm-up (imports, topic creation, chDB caches) and is not counted
+SINK_SETTINGS = {k[len("BENCH_CCSTREAM_"):].lower(): v for k, v in os.environ.items()
+                 if k.startswith("BENCH_CCSTREAM_")}  # e.g. BENCH_CCSTREAM_SINK_BATCH_MESSAGES=50 to explore
 COPIES = 3  # corpus copies per round: enough volume that one batch window (sink_batch_seconds) is amortised
 CHUNK_MAX_BYTES = 512 * 1024
 READ_BYTES = 1024 * 1024
@@ -145,7 +148,7 @@ def drain(bootstrap: str, tmp: Path, rounds: list[list[Any]]) -> tuple[float, in
     asyncio.run(produce(bootstrap, "drain.raw-events", chunks))
     sink = CcstreamProcess("sink", tmp / "drain", {
         "kafka_bootstrap": bootstrap, "broker_is_ephemeral": "1", "app_id": "bench-drain",
-        "topic_prefix": "drain", "host": "bench"})
+        "topic_prefix": "drain", "host": "bench", **SINK_SETTINGS})
     sink.start()
     try:
         sink.wait_ready(120)
