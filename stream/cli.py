@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 # name -> (module, function, one-line help)
@@ -56,7 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module, func, _ = entry
     fn = getattr(importlib.import_module(module), func)
-    return int(fn(args[1:]) or 0)
+    try:
+        return int(fn(args[1:]) or 0)
+    except BrokenPipeError:
+        # the reader went away (`ccstream sessions --json | head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
