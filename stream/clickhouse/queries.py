@@ -293,13 +293,16 @@ def store_status(query: Query) -> dict[str, Any]:
     """What the store knows: rows, sessions, files, last insert, dead letters."""
     out: dict[str, Any] = {}
     row = query(
-        "SELECT count() AS rows, uniqExact(session_id) AS sessions, uniqExact(file_id) AS files, "
+        # distinct identities, not count(): replays not yet merged by ReplacingMergeTree must not count twice
+        "SELECT uniqExact(file_id, incarnation, byte_offset) AS rows, uniqExact(session_id) AS sessions, "
+        "uniqExact(file_id) AS files, "
         "max(ingested_at) AS last_insert, max(timestamp) AS last_event FROM claude_raw_traces",
         None,
     )
     out.update(row[0] if row else {})
     try:
-        out["dead_letters"] = int(query("SELECT count() AS n FROM dead_letters", None)[0]["n"])
+        out["dead_letters"] = int(query("SELECT uniqExact(file_id, incarnation, byte_offset) AS n "
+                                        "FROM dead_letters", None)[0]["n"])
     except Exception as exc:  # an older store without the table: say so rather than fail the command
         out["dead_letters"] = f"unavailable ({str(exc).splitlines()[0][:80]})"
     return out

@@ -220,6 +220,8 @@ def test_views_on_a_store_filled_before_them_and_repeats(chdb_dir: Path, corpus:
     TraceWriter(client).write_chunks(chunks[:5], "again")  # a re-delivery under a new token
     assert got() == want[:4]
     assert client.query_rows("SELECT count() FROM claude_raw_traces FINAL") == [(1661,)]
+    # `ccstream status` counts identities: the re-delivered rows do not count twice even before a merge
+    assert q.store_status(client.query_dicts)["rows"] == 1661
 
 
 def test_tokens_by_day_with_filters(ch: ClickHouse, pricing: Any) -> None:
