@@ -38,6 +38,25 @@ class Stats:
 
 
 @dataclass
+class Topics:
+    """The contract topics (docs/topics.md), declared once per app: raw bytes both ways, codecs in
+    stream/topics.py."""
+
+    sessions: Any
+    raw_events: Any
+    dead_letters: Any
+
+    @classmethod
+    def declare(cls, app: faust.App, settings: Settings) -> Topics:
+        def topic(name: str) -> Any:
+            return app.topic(name, key_serializer="raw", value_serializer="raw",
+                             partitions=settings.topic_partitions)
+
+        return cls(topic(settings.topic_sessions), topic(settings.topic_raw_events),
+                   topic(settings.topic_dead_letters))
+
+
+@dataclass
 class Runtime:
     """What the agents of one worker share besides Faust tables."""
 
@@ -46,6 +65,7 @@ class Runtime:
     writer: Any = None  # stream.clickhouse.writer.TraceWriter
     checkpoints: dict[str, Any] = field(default_factory=dict)  # path -> stream.cursor.Checkpoint
     stats: Stats = field(default_factory=Stats)
+    topics: Any = None  # Topics, set by create_app
 
 
 def _open_clickhouse(rt: Runtime) -> None:
@@ -115,6 +135,7 @@ def create_app(settings: Settings) -> faust.App:
         stream_wait_empty=False,
     )
     rt = Runtime(settings)
+    rt.topics = Topics.declare(app, settings)
     app.ccstream = rt  # type: ignore[attr-defined]
 
     # The sink needs ClickHouse. An edge reads its file checkpoints from it (for a broker that forgets)

@@ -45,8 +45,7 @@ def idle_keys(entries: Iterable[tuple[Any, Any]], partition: int, now: float, id
 def register(app: faust.App, rt: Runtime) -> None:
     s = rt.settings
     tailer: Tailer = app.ccstream_tailer  # type: ignore[attr-defined]
-    topic = app.topic(s.topic_sessions, key_serializer="raw", value_serializer="raw",
-                      partitions=s.topic_partitions)
+    topic = rt.topics.sessions
     table = app.Table("sessions", default=None, partitions=s.topic_partitions,
                       schema=faust.Schema(key_serializer="json", value_serializer="json"))
     app.ccstream_sessions = table  # type: ignore[attr-defined]  # the status page counts its entries

@@ -78,26 +78,27 @@ async def insert_with_retry(rt: Runtime, what: str, fn: Callable[[], T]) -> T:
         return result
 
 
+def decode_batch(events: Sequence[Any], decode: Callable[[bytes], T], what: str) -> list[T]:
+    """The batch's values decoded; an undecodable one is logged with its place and skipped (it cannot
+    become a row, and holding the partition for it would stop everything behind it)."""
+    out = []
+    for ev in events:
+        try:
+            out.append(decode(ev.value))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("undecodable %s at %s[%d]@%d skipped: %s", what, ev.message.topic, ev.message.partition,
+                      ev.message.offset, exc)
+    return out
+
+
 def register(app: faust.App, rt: Runtime) -> None:
     s = rt.settings
-    raw_topic = app.topic(s.topic_raw_events, key_serializer="raw", value_serializer="raw",
-                          partitions=s.topic_partitions)
-    sessions_topic = app.topic(s.topic_sessions, key_serializer="raw", value_serializer="raw",
-                               partitions=s.topic_partitions)
-    dead_topic = app.topic(s.topic_dead_letters, key_serializer="raw", value_serializer="raw",
-                           partitions=s.topic_partitions)
     writer = rt.writer
 
-    @app.agent(raw_topic, name="ccstream.sink")
+    @app.agent(rt.topics.raw_events, name="ccstream.sink")
     async def sink(stream: Any) -> None:
         async for events in stream.take_events(s.sink_batch_messages, within=s.sink_batch_seconds):
-            chunks = []
-            for ev in events:
-                try:
-                    chunks.append(RawChunk.decode(ev.value))
-                except (ValueError, KeyError) as exc:
-                    log.error("undecodable raw chunk at %s[%d]@%d skipped: %s", ev.message.topic,
-                              ev.message.partition, ev.message.offset, exc)
+            chunks = decode_batch(events, RawChunk.decode, "raw chunk")
             if not chunks:
                 continue
             token = batch_token(s.topic_raw_events, events, [chunk_identity(c) for c in chunks])
@@ -107,30 +108,20 @@ def register(app: faust.App, rt: Runtime) -> None:
             rt.stats.inserts += 1
             rt.stats.last_insert_at = time.time()
 
-    @app.agent(sessions_topic, name="ccstream.session-sink")
+    @app.agent(rt.topics.sessions, name="ccstream.session-sink")
     async def session_sink(stream: Any) -> None:
         async for events in stream.take_events(500, within=s.sink_batch_seconds):
-            decoded = []
-            for ev in events:
-                try:
-                    decoded.append(SessionEvent.decode(ev.value))
-                except (ValueError, KeyError, TypeError) as exc:
-                    log.error("undecodable session event skipped: %s", exc)
+            decoded = decode_batch(events, SessionEvent.decode, "session event")
             if decoded:
                 token = batch_token(s.topic_sessions, events, [e.event_id for e in decoded])
                 await insert_with_retry(rt, f"{len(decoded)} session events",
                                         functools.partial(writer.write_session_events, decoded, token))
                 rt.stats.session_events += len(decoded)
 
-    @app.agent(dead_topic, name="ccstream.dead-letter-sink")
+    @app.agent(rt.topics.dead_letters, name="ccstream.dead-letter-sink")
     async def dead_letter_sink(stream: Any) -> None:
         async for events in stream.take_events(500, within=s.sink_batch_seconds):
-            letters = []
-            for ev in events:
-                try:
-                    letters.append(DeadLetter.decode(ev.value))
-                except (ValueError, KeyError, TypeError) as exc:
-                    log.error("undecodable dead letter skipped: %s", exc)
+            letters = decode_batch(events, DeadLetter.decode, "dead letter")
             if letters:
                 token = batch_token(s.topic_dead_letters, events,
                                     [f"{d.file_id}/{d.incarnation}/{d.offset}/{d.reason}" for d in letters])

@@ -64,10 +64,8 @@ class Tailer:
         self.settings = s
         self.requests = app.topic(s.topic_tail_requests, key_serializer="raw", value_serializer="raw",
                                   partitions=s.topic_partitions, internal=False)
-        self.raw_events = app.topic(s.topic_raw_events, key_serializer="raw", value_serializer="raw",
-                                    partitions=s.topic_partitions)
-        self.dead_letters = app.topic(s.topic_dead_letters, key_serializer="raw", value_serializer="raw",
-                                      partitions=s.topic_partitions)
+        self.raw_events = rt.topics.raw_events
+        self.dead_letters = rt.topics.dead_letters
         # keys are paths (str), values Cursor.to_dict(); json both ways so recovery gives back the same types
         self.offsets = app.Table("file_offsets", default=None, partitions=s.topic_partitions,
                                  schema=faust.Schema(key_serializer="json", value_serializer="json"))
