@@ -13,6 +13,7 @@ clickhouse-connect writes them without building a datetime per row.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,7 +39,17 @@ COLUMN_INDEX: dict[str, int] = {name: i for i, name in enumerate(RAW_TRACES_COLU
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
-_UINT64_MAX = 2**64 - 1
+UINT64_MAX = 2**64 - 1
+
+# The timestamps taken: ISO-8601 date, optionally with a time (minutes, seconds, up to 9 fraction digits) and a
+# Z or ±HH:MM zone, years 1900-2299 (DateTime64's range). One pattern for Python and ClickHouse (RE2), without
+# backslashes so it can sit in a SQL string literal as is: what each parser would accept beyond it differs.
+TIMESTAMP_PATTERN = (
+    "^(19|2[0-2])[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    "([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9]([.][0-9]{1,9})?)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?$"
+)
+_TIMESTAMP = re.compile(TIMESTAMP_PATTERN)
+_DIGITS = re.compile("^[0-9]+$")
 
 
 def to_millis(dt: datetime) -> int:
@@ -49,35 +60,38 @@ def to_millis(dt: datetime) -> int:
 
 
 def parse_timestamp(value: Any) -> int | None:
-    """ISO-8601 (`2026-01-06T18:02:36.763Z`) → epoch milliseconds, or None if absent or unreadable."""
-    if not isinstance(value, str) or not value:
+    """ISO-8601 (`2026-01-06T18:02:36.763Z`, see TIMESTAMP_PATTERN) → epoch milliseconds, or None if absent,
+    not a string, not of that shape or not a real date. No zone means UTC, never the local zone."""
+    if not isinstance(value, str) or not _TIMESTAMP.match(value):
         return None
     try:
         return to_millis(datetime.fromisoformat(value))
-    except ValueError:
+    except ValueError:  # the right shape, but not a date (February 30th)
         return None
 
 
 def _str(value: Any) -> str:
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else str(value)
+    """A JSON string's value; any other value (null, a number, an object...) counts as absent."""
+    return value if isinstance(value, str) else ""
 
 
 def _flag(value: Any) -> int:
-    return 1 if value is True or value == 1 or value == "true" else 0
+    """true, 1 (or 1.0) and the strings "true" and "1"."""
+    return 1 if value is True or value == 1 or value == "true" or value == "1" else 0
 
 
 def _tokens(value: Any) -> int:
-    """A token count as UInt64: null, negative, non-numeric → 0 (the raw line keeps the truth)."""
+    """A token count as UInt64: a non-negative integer, a float's integer part below 2^63, or a string of
+    ASCII digits; null, negative, boolean, too large or non-numeric → 0 (the raw line keeps the truth)."""
     if isinstance(value, bool) or value is None:
         return 0
     if isinstance(value, int):
-        return value if 0 <= value <= _UINT64_MAX else 0
+        return value if 0 <= value <= UINT64_MAX else 0
     if isinstance(value, float) and value == value and 0 <= value < 2**63:  # NaN fails value == value
         return int(value)
-    if isinstance(value, str) and value.isdigit():
-        return min(int(value), _UINT64_MAX)
+    if isinstance(value, str) and _DIGITS.match(value):
+        n = int(value)
+        return n if n <= UINT64_MAX else 0
     return 0
 
 
@@ -120,9 +134,9 @@ def extract_row(raw: bytes, chunk: RawChunk, record: Record, ingested_at: dateti
         typ = ""
 
     session_id = obj.get("sessionId")
+    if session_id is None:  # absent or null
+        missing.append("sessionId")
     if not isinstance(session_id, str) or not session_id:
-        if "sessionId" not in obj:
-            missing.append("sessionId")
         session_id = chunk.session_id  # snapshots and summaries carry none: the file's session
 
     ts = parse_timestamp(obj.get("timestamp"))

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stream.clickhouse.client import ClickHouse
+from stream.clickhouse.extraction import RAW_CHUNKS_DDL
+from stream.clickhouse.extraction import view_ddl as raw_chunks_view_ddl
 from stream.clickhouse.views import VIEW_MIGRATIONS
 
 
@@ -201,6 +203,9 @@ MIGRATIONS: list[Migration] = [
               [RAW_TRACES_DDL, DEAD_LETTERS_DDL, SESSION_EVENTS_DDL, SESSIONS_VIEW_DDL, FILE_CHECKPOINTS_DDL]),
     # the analytics views live with their queries (stream/clickhouse/views.py) and follow the tables
     *(Migration(version, "analytics views", statements) for version, statements in VIEW_MIGRATIONS),
+    # the sink's fast path: whole chunks in, rows extracted by ClickHouse (stream/clickhouse/extraction.py)
+    Migration(3, "raw_chunks and the view that extracts claude_raw_traces from them",
+              [RAW_CHUNKS_DDL, raw_chunks_view_ddl()]),
 ]
 
 
