@@ -12,6 +12,10 @@ Blocking calls, meant to run in a thread (`asyncio.to_thread`): chDB has no asyn
   dead_letters with ClickHouse's reason while the rest lands: one bad row never blocks a partition. The
   sub-batch tokens derive from the row ranges, so a replay bisects and dedups identically.
 * ClickHouseUnavailable propagates untouched: the sink's retry loop owns waiting.
+* Fast path (the default): chunks go in whole, one row each, into `raw_chunks`, and ClickHouse extracts the
+  columns (stream/clickhouse/extraction.py); no per-line work happens in Python. A chunk ClickHouse rejects
+  there is bisected out and written the slow way, extracted in Python (stream/extract.py) row by row, so
+  the one offending line still lands in dead_letters with ClickHouse's reason.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stream.clickhouse.client import ClickHouse, ClickHouseRejected
+from stream.clickhouse.extraction import RAW_CHUNK_COLUMNS, RAW_CHUNKS_TABLE
 from stream.cursor import Checkpoint
 from stream.extract import COLUMN_INDEX, RAW_TRACES_COLUMNS, extract_row, to_millis
 from stream.topics import DEAD_LETTER_RAW_LIMIT, DeadLetter, RawChunk, SessionEvent
@@ -44,6 +49,8 @@ REASON_LIMIT = 2000  # characters of a ClickHouse error kept as the dead letter'
 
 # a batch may span many months of transcripts (an import of old files): never refuse it for that
 RAW_INSERT_SETTINGS = {"max_partitions_per_insert_block": 0}
+# through the view: the token must also drop the view's blocks (the default on current servers, not on older)
+CHUNK_INSERT_SETTINGS = {**RAW_INSERT_SETTINGS, "deduplicate_blocks_in_dependent_materialized_views": 1}
 
 
 def table_token(token: str | None, table: str) -> str | None:
@@ -51,12 +58,21 @@ def table_token(token: str | None, table: str) -> str | None:
     return None if token is None else f"{token}:{table}"
 
 
+def chunk_row(chunk: RawChunk, now_ms: int) -> Row:
+    """The chunk as one row of raw_chunks (RAW_CHUNK_COLUMNS order)."""
+    return (chunk.host, chunk.user, chunk.file_id, chunk.incarnation, chunk.path, chunk.session_id,
+            chunk.agent_id or "", chunk.offsets(), chunk.line_numbers(), chunk.redactions, chunk.headed_body(),
+            now_ms)
+
+
 class TraceWriter:
     def __init__(self, ch: ClickHouse, redactor: Redactor | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None, extract_in_clickhouse: bool = True) -> None:
         self.ch = ch
         self.redactor = redactor
         self._clock = clock or (lambda: datetime.now(UTC))
+        # a sink-side redactor rewrites lines one by one in Python: that needs the Python path anyway
+        self.extract_in_clickhouse = extract_in_clickhouse and redactor is None
         self.rejected_rows = 0  # rows ClickHouse refused and that went to dead_letters instead
 
     # ---- public API --------------------------------------------------------------------------------------
@@ -65,9 +81,63 @@ class TraceWriter:
         per chunk. Returns the rows stored in claude_raw_traces."""
         now = self._clock()
         now_ms = to_millis(now)
-        rows: list[Row] = []
         dead: list[Row] = []
         checkpoints: list[Row] = []
+        for chunk in chunks:
+            dead.extend(self._dead_letter_row(d, now_ms) for d in chunk.dead_letters)
+            checkpoints.append((chunk.host, chunk.file_id, chunk.path, chunk.incarnation, chunk.fingerprint,
+                                chunk.end_offset, chunk.end_line, now_ms))
+
+        token = table_token(dedup_token, "raw")
+        if self.extract_in_clickhouse:
+            stored, refused = self._write_chunks_extracted_by_clickhouse(chunks, token, now, now_ms)
+            dead.extend(refused)
+        else:
+            stored, rejected = self._write_rows(chunks, token, now)
+            dead.extend(self._rejected_trace_row(row, reason, now_ms) for row, reason in rejected)
+        self._insert_dead_rows(dead, table_token(dedup_token, "dead"))
+        _, lost = self._insert_bisect("file_checkpoints", checkpoints, CHECKPOINT_COLUMNS,
+                                      table_token(dedup_token, "ckpt"))
+        for row, reason in lost:  # only costs a re-read after an ephemeral-broker restart: say so, go on
+            log.error("file checkpoint for %s refused by ClickHouse: %s", row[2], reason)
+        return stored
+
+    def _write_chunks_extracted_by_clickhouse(self, chunks: list[RawChunk], token: str | None, now: datetime,
+                                              now_ms: int) -> tuple[int, list[Row]]:
+        """One raw_chunks row per chunk; a chunk ClickHouse rejects goes the Python way (_write_rows), where
+        bisection finds the offending lines. Returns (rows stored, dead_letters rows for what was refused)."""
+        with_records = [c for c in chunks if c.record_count()]  # a chunk of bad lines only has no rows
+        rows = [chunk_row(c, now_ms) for c in with_records]
+        by_row = {id(row): c for row, c in zip(rows, with_records, strict=True)}
+        _, refused = self._insert_bisect(RAW_CHUNKS_TABLE, rows, RAW_CHUNK_COLUMNS, token, CHUNK_INSERT_SETTINGS,
+                                         log_rejected=False)
+        refused_chunks = [by_row[id(row)] for row, _ in refused]
+        stored = sum(c.record_count() for c in with_records) - sum(c.record_count() for c in refused_chunks)
+        if not refused_chunks:
+            return stored, []
+        log.warning("ClickHouse refused %d of %d chunks through %s: writing their rows one by one",
+                    len(refused_chunks), len(rows), RAW_CHUNKS_TABLE)
+        dead: list[Row] = []
+        whole: list[RawChunk] = []
+        for c, (_, reason) in zip(refused_chunks, refused, strict=True):
+            try:
+                c.records  # noqa: B018 - a lazily decoded chunk checks its record count here
+                whole.append(c)
+            except ValueError as exc:  # the header and the lines disagree: no line can be placed
+                log.error("malformed raw chunk of %s dropped to dead_letters: %s", c.path, exc)
+                offsets, body = c.offsets(), c.headed_body().partition(b"\n")[2]
+                dead.append((c.host, c.path, c.file_id, c.incarnation, offsets[0] if offsets else c.end_offset,
+                             c.line_numbers()[0] if offsets else c.end_line, len(body),
+                             f"malformed_chunk: {exc}; ClickHouse: {reason}"[:REASON_LIMIT],
+                             body[:DEAD_LETTER_RAW_LIMIT], now_ms, now_ms))
+        more, rejected = self._write_rows(whole, None if token is None else f"{token}:rows", now)
+        dead.extend(self._rejected_trace_row(row, reason, now_ms) for row, reason in rejected)
+        return stored + more, dead
+
+    def _write_rows(self, chunks: list[RawChunk], token: str | None,
+                    now: datetime) -> tuple[int, list[tuple[Row, str]]]:
+        """claude_raw_traces rows extracted in Python, redacted first if this writer redacts."""
+        rows: list[Row] = []
         redact = self.redactor
         for chunk in chunks:
             for i, rec in enumerate(chunk.records):
@@ -77,19 +147,7 @@ class TraceWriter:
                     rows.append(extract_row(raw, chunk, rec, now, redactions=done + n))
                 else:
                     rows.append(extract_row(rec.raw, chunk, rec, now, redactions=done))
-            dead.extend(self._dead_letter_row(d, now_ms) for d in chunk.dead_letters)
-            checkpoints.append((chunk.host, chunk.file_id, chunk.path, chunk.incarnation, chunk.fingerprint,
-                                chunk.end_offset, chunk.end_line, now_ms))
-
-        stored, rejected = self._insert_bisect("claude_raw_traces", rows, RAW_TRACES_COLUMNS,
-                                               table_token(dedup_token, "raw"), RAW_INSERT_SETTINGS)
-        dead.extend(self._rejected_trace_row(row, reason, now_ms) for row, reason in rejected)
-        self._insert_dead_rows(dead, table_token(dedup_token, "dead"))
-        _, lost = self._insert_bisect("file_checkpoints", checkpoints, CHECKPOINT_COLUMNS,
-                                      table_token(dedup_token, "ckpt"))
-        for row, reason in lost:  # only costs a re-read after an ephemeral-broker restart: say so, go on
-            log.error("file checkpoint for %s refused by ClickHouse: %s", row[2], reason)
-        return stored
+        return self._insert_bisect("claude_raw_traces", rows, RAW_TRACES_COLUMNS, token, RAW_INSERT_SETTINGS)
 
     def write_session_events(self, events: list[SessionEvent], dedup_token: str | None) -> int:
         """Hook events into session_events; returns the rows stored."""
@@ -155,7 +213,8 @@ class TraceWriter:
 
     # ---- inserting ---------------------------------------------------------------------------------------
     def _insert_bisect(self, table: str, rows: Sequence[Row], columns: list[str], token: str | None,
-                       settings: dict[str, Any] | None = None) -> tuple[int, list[tuple[Row, str]]]:
+                       settings: dict[str, Any] | None = None,
+                       log_rejected: bool = True) -> tuple[int, list[tuple[Row, str]]]:
         """Insert rows in one batch; if ClickHouse rejects it for its content, bisect to the offending rows.
         Returns (rows stored, [(rejected row, reason)])."""
         rejected: list[tuple[Row, str]] = []
@@ -179,7 +238,7 @@ class TraceWriter:
                     + attempt(mid, hi, None if token is None else f"{token}:{mid}-{hi}"))
 
         stored = attempt(0, len(rows), token) if rows else 0
-        if rejected:
+        if rejected and log_rejected:
             self.rejected_rows += len(rejected)
             log.error("%d of %d rows for %s rejected by ClickHouse; the rest is stored", len(rejected),
                       len(rows), table)

@@ -181,6 +181,48 @@ def test_a_rejected_row_goes_to_dead_letters_and_the_rest_lands(ch: ClickHouse) 
     assert scalar(ch, "SELECT count() FROM dead_letters") == 1
 
 
+def test_the_fast_path_goes_through_raw_chunks_and_agrees_with_the_python_path(ch: ClickHouse,
+                                                                              corpus: Path) -> None:
+    """Chunks decoded from Kafka messages go into raw_chunks whole (ClickHouse extracts the rows); the Python
+    path (extract_in_clickhouse=False) stores the same rows. test_extraction_sql.py compares every column."""
+    chunk = RawChunk.decode(file_chunk(corpus, EXAMPLE).encode(), lazy=True)
+    assert TraceWriter(ch).write_chunks([chunk], "fast") == 39
+    # no line was split or decoded in Python: the 39 rows can only have come from the view over raw_chunks
+    assert chunk._wire is not None and chunk._wire.records is None
+    slow = RawChunk.decode(file_chunk(corpus, EXAMPLE).encode())
+    slow.file_id = "slow"
+    assert TraceWriter(ch, extract_in_clickhouse=False).write_chunks([slow], "slow") == 39
+    cols = "byte_offset, line_no, session_id, type, uuid, toUnixTimestamp64Milli(timestamp), input_tokens, raw"
+    fast_rows = ch.query_rows(f"SELECT {cols} FROM claude_raw_traces WHERE file_id = {{f:String}} ORDER BY 1",
+                              {"f": chunk.file_id})
+    assert len(fast_rows) == 39
+    assert fast_rows == ch.query_rows(f"SELECT {cols} FROM claude_raw_traces WHERE file_id = 'slow' ORDER BY 1")
+
+
+def test_a_malformed_chunk_goes_to_dead_letters_and_the_rest_of_the_batch_lands(ch: ClickHouse) -> None:
+    """A Kafka message whose header lists more records than it holds lines (a foreign or broken producer):
+    ClickHouse refuses it on the fast path, the slow path cannot place its lines, so it becomes one dead letter
+    with the reason and its lines as the sample; the good chunk of the same batch lands."""
+    good = RawChunk("h1", "u1", "/p/good.jsonl", "fg", 0, "fp", "s1", None,
+                    [Record(0, 1, b'{"type":"user","uuid":"g1"}')], 28, 1)
+    whole = RawChunk("h1", "u1", "/p/bad.jsonl", "fb", 0, "fp", "s1", None,
+                     [Record(0, 1, b'{"type":"user","uuid":"b1"}'), Record(28, 2, b'{"type":"user","uuid":"b2"}')],
+                     56, 2).encode()
+    head, _, body = whole.partition(b"\n")
+    broken = RawChunk.decode(head + b"\n" + body.split(b"\n")[0], lazy=True)  # 2 listed, 1 line
+    good = RawChunk.decode(good.encode(), lazy=True)
+    assert TraceWriter(ch).write_chunks([good, broken], "batch") == 1
+    assert ch.query_rows("SELECT file_id, uuid FROM claude_raw_traces FINAL") == [("fg", "g1")]
+    (fid, offset, line_no, length, reason, sample), = ch.query_rows(
+        "SELECT file_id, byte_offset, line_no, length, reason, sample FROM dead_letters")
+    assert (fid, offset, line_no, length, sample) == ("fb", 0, 1, 27, '{"type":"user","uuid":"b1"}')
+    assert reason.startswith("malformed_chunk: raw chunk of /p/bad.jsonl: the header lists 2 records, "
+                             "the message holds 1 lines; ClickHouse:")
+    # both checkpoints move: the broken chunk is kept as a dead letter, not blocking its file
+    assert {p: c.offset for p, c in TraceWriter(ch).file_checkpoints("h1").items()} == {
+        "/p/good.jsonl": 28, "/p/bad.jsonl": 56}
+
+
 def test_redactor_output_is_what_is_stored(ch: ClickHouse) -> None:
     def redact(raw: bytes) -> tuple[bytes, int]:
         n = raw.count(b"sk-secret")
