@@ -63,6 +63,8 @@ class Runtime:
     settings: Settings
     ch: Any = None  # stream.clickhouse.client.ClickHouse where this worker reaches ClickHouse
     writer: Any = None  # stream.clickhouse.writer.TraceWriter
+    # the sink's concurrent inserts: writer first, then one more writer per extra connection
+    writers: list[Any] = field(default_factory=list)
     checkpoints: dict[str, Any] = field(default_factory=dict)  # path -> stream.cursor.Checkpoint
     stats: Stats = field(default_factory=Stats)
     topics: Any = None  # Topics, set by create_app
@@ -76,6 +78,8 @@ def _open_clickhouse(rt: Runtime) -> None:
     rt.ch = connect(rt.settings.effective_clickhouse_dsn)
     migrate(rt.ch)
     rt.writer = TraceWriter(rt.ch)
+    extra = max(1, rt.settings.sink_insert_threads) - 1 if "sink" in rt.settings.roles else 0
+    rt.writers = [rt.writer, *(TraceWriter(connect(rt.settings.effective_clickhouse_dsn)) for _ in range(extra))]
 
 
 def _short_fetch_wait(max_wait_ms: int = 50) -> None:

@@ -45,7 +45,8 @@ def batch_token(topic: str, events: Sequence[Any], content: Sequence[str]) -> st
 
 
 def chunk_identity(c: RawChunk) -> str:
-    first = c.records[0].offset if c.records else c.end_offset
+    offsets = c.offsets()
+    first = offsets[0] if offsets else c.end_offset
     return f"{c.file_id}/{c.incarnation}/{first}-{c.end_offset}"
 
 
@@ -78,6 +79,25 @@ async def insert_with_retry(rt: Runtime, what: str, fn: Callable[[], T]) -> T:
         return result
 
 
+def split_by_file(chunks: Sequence[RawChunk], parts: int) -> list[list[RawChunk]]:
+    """The batch in at most `parts` groups for concurrent inserts, about equal in rows. A file's chunks stay
+    together and in order, so one insert writes a file's rows and checkpoints in sequence: a checkpoint never
+    gets ahead of rows of its file that another insert has not stored yet. Deterministic for a given batch."""
+    by_file: dict[str, list[RawChunk]] = {}
+    for c in chunks:
+        by_file.setdefault(c.file_id, []).append(c)
+    n = max(1, min(parts, len(by_file)))
+    sizes = [0] * n
+    group_of: dict[str, int] = {}
+    for fid, file_chunks in sorted(by_file.items(), key=lambda kv: -sum(c.record_count() for c in kv[1])):
+        group_of[fid] = i = sizes.index(min(sizes))
+        sizes[i] += sum(c.record_count() + 1 for c in file_chunks)
+    groups: list[list[RawChunk]] = [[] for _ in range(n)]
+    for c in chunks:  # in batch order within each group
+        groups[group_of[c.file_id]].append(c)
+    return [g for g in groups if g]
+
+
 def decode_batch(events: Sequence[Any], decode: Callable[[bytes], T], what: str) -> list[T]:
     """The batch's values decoded; an undecodable one is logged with its place and skipped (it cannot
     become a row, and holding the partition for it would stop everything behind it)."""
@@ -94,18 +114,24 @@ def decode_batch(events: Sequence[Any], decode: Callable[[bytes], T], what: str)
 def register(app: faust.App, rt: Runtime) -> None:
     s = rt.settings
     writer = rt.writer
+    writers = rt.writers or [writer]
 
     @app.agent(rt.topics.raw_events, name="ccstream.sink")
     async def sink(stream: Any) -> None:
         async for events in stream.take_events(s.sink_batch_messages, within=s.sink_batch_seconds):
-            chunks = decode_batch(events, RawChunk.decode, "raw chunk")
+            # lazy: the lines stay one block, handed to ClickHouse as they came (records built only if needed)
+            chunks = decode_batch(events, functools.partial(RawChunk.decode, lazy=True), "raw chunk")
             if not chunks:
                 continue
             token = batch_token(s.topic_raw_events, events, [chunk_identity(c) for c in chunks])
-            rows = await insert_with_retry(rt, f"{len(chunks)} chunks",
-                                           functools.partial(writer.write_chunks, chunks, token))
-            rt.stats.rows_inserted += rows
-            rt.stats.inserts += 1
+            groups = split_by_file(chunks, len(writers))
+            # all inserts of the batch succeed (each retried on its own) before the batch is acknowledged
+            stored = await asyncio.gather(*(
+                insert_with_retry(rt, f"{len(group)} chunks", functools.partial(
+                    w.write_chunks, group, token if len(groups) == 1 else f"{token}/{i}of{len(groups)}"))
+                for i, (w, group) in enumerate(zip(writers, groups, strict=False))))
+            rt.stats.rows_inserted += sum(stored)
+            rt.stats.inserts += len(groups)
             rt.stats.last_insert_at = time.time()
 
     @app.agent(rt.topics.sessions, name="ccstream.session-sink")

@@ -95,6 +95,9 @@ class Settings:
     sink_batch_messages: int = 200  # Kafka messages (chunks of lines) per insert at most
     sink_batch_seconds: float = 0.5
     sink_retry_max_seconds: float = 30.0
+    # a batch is split by file into this many inserts that run at once, each on its own connection: one
+    # insert extracts and writes on one core inside ClickHouse (docs/benchmarks.md, sink throughput)
+    sink_insert_threads: int = 2
 
     config_file: Path | None = None
 
