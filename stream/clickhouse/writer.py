@@ -125,11 +125,11 @@ class TraceWriter:
                 whole.append(c)
             except ValueError as exc:  # the header and the lines disagree: no line can be placed
                 log.error("malformed raw chunk of %s dropped to dead_letters: %s", c.path, exc)
-                offsets, body = c.offsets(), c.headed_body().partition(b"\n")[2]
-                dead.append((c.host, c.path, c.file_id, c.incarnation, offsets[0] if offsets else c.end_offset,
-                             c.line_numbers()[0] if offsets else c.end_line, len(body),
-                             f"malformed_chunk: {exc}; ClickHouse: {reason}"[:REASON_LIMIT],
-                             body[:DEAD_LETTER_RAW_LIMIT], now_ms, now_ms))
+                offsets, body = c.offsets(), c.body()
+                dead.append(self._dead_letter_row(DeadLetter(
+                    c.host, c.path, c.file_id, c.incarnation, offsets[0] if offsets else c.end_offset,
+                    c.line_numbers()[0] if offsets else c.end_line, len(body),
+                    f"malformed_chunk: {exc}; ClickHouse: {reason}"[:REASON_LIMIT], body, now_ms / 1000), now_ms))
         more, rejected = self._write_rows(whole, None if token is None else f"{token}:rows", now)
         dead.extend(self._rejected_trace_row(row, reason, now_ms) for row, reason in rejected)
         return stored + more, dead

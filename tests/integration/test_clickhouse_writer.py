@@ -17,7 +17,7 @@ from stream.clickhouse.client import ClickHouse, ClickHouseUnavailable, connect
 from stream.clickhouse.schema import migrate
 from stream.clickhouse.writer import TraceWriter
 from stream.topics import DeadLetter, RawChunk, Record, SessionEvent, file_id_for
-from tests.unit.test_extract import chunk_for, split_records
+from tests.unit.test_extract import chunk_for, consecutive_records, split_records
 
 pytestmark = pytest.mark.integration
 
@@ -158,10 +158,7 @@ def test_a_rejected_row_goes_to_dead_letters_and_the_rest_lands(ch: ClickHouse) 
                          "timestamp": f"2026-01-0{i + 1}T00:00:00Z",
                          "message": {"content": "POISON" if i == 3 else f"hello {i}"}}).encode()
              for i in range(7)]
-    records, off = [], 0
-    for n, raw in enumerate(lines, 1):
-        records.append(Record(off, n, raw))
-        off += len(raw) + 1
+    records, off = consecutive_records(lines)
     chunk = RawChunk("h1", "u1", "/p/s1.jsonl", "f1", 0, "fp", "s1", None, records, off, 7)
     w = TraceWriter(ch)
     assert w.write_chunks([chunk], "tok") == 6

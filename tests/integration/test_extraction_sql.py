@@ -27,8 +27,8 @@ from stream.clickhouse.client import ClickHouse, connect
 from stream.clickhouse.schema import migrate
 from stream.clickhouse.writer import TraceWriter
 from stream.extract import RAW_TRACES_COLUMNS, extract_row
-from stream.topics import RawChunk, Record
-from tests.unit.test_extract import chunk_for, split_records
+from stream.topics import RawChunk
+from tests.unit.test_extract import chunk_for, consecutive_records, split_records
 
 pytestmark = pytest.mark.integration
 
@@ -75,10 +75,7 @@ def differences(want: dict[Any, tuple[Any, ...]], got: dict[Any, tuple[Any, ...]
 
 
 def lines_chunk(lines: list[bytes], **kw: Any) -> RawChunk:
-    records, off = [], 0
-    for n, raw in enumerate(lines, 1):
-        records.append(Record(off, n, raw))
-        off += len(raw) + 1
+    records, off = consecutive_records(lines)
     fid = f"f-{uuid.uuid4().hex[:10]}"
     return RawChunk(host="h", user="u", path=f"/p/{fid}.jsonl", file_id=fid, incarnation=kw.get("incarnation", 0),
                     fingerprint="fp", session_id="file-session", agent_id=kw.get("agent_id"), records=records,

@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 
 from stream.servers import TansuBroker
-from stream.topics import RawChunk, Record, file_id_for
+from stream.topics import RawChunk, file_id_for
 from tests.integration.workers import CcstreamProcess
-from tests.unit.test_extract import split_records
+from tests.unit.test_extract import consecutive_records, split_records
 
 pytestmark = pytest.mark.integration
 
@@ -193,10 +193,7 @@ def test_a_row_clickhouse_rejects_goes_to_dead_letters_and_the_partition_goes_on
                              "timestamp": f"2026-01-0{i + 1}T00:00:00Z",
                              "message": {"content": "POISON" if i == 3 else f"hello {i}"}}).encode()
                  for i in range(8)]
-        records, off = [], 0
-        for n, raw in enumerate(lines, 1):
-            records.append(Record(off, n, raw))
-            off += len(raw) + 1
+        records, off = consecutive_records(lines)
         path = "/p/s-poison.jsonl"
         fid = file_id_for(host, path)
         # two chunks of the same file, same key, so the same partition: the second comes after the bad row

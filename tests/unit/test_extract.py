@@ -37,6 +37,15 @@ def split_records(data: bytes) -> list[Record]:
     return out
 
 
+def consecutive_records(lines: list[bytes]) -> tuple[list[Record], int]:
+    """Records of `lines` written one per line from offset 0, and the file's end offset."""
+    records, off = [], 0
+    for n, raw in enumerate(lines, 1):
+        records.append(Record(off, n, raw))
+        off += len(raw) + 1
+    return records, off
+
+
 def chunk_for(corpus: Path, path: Path, records: list[Record]) -> RawChunk:
     rel = path.relative_to(corpus)
     agent = path.stem[len("agent-"):] if path.stem.startswith("agent-") else None
