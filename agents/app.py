@@ -15,7 +15,7 @@ from typing import Any
 import faust
 
 from stream.config import Settings
-from stream.kafka import bootstrap, faust_credentials
+from stream.contract.kafka import bootstrap, faust_credentials
 
 log = logging.getLogger("ccstream.app")
 
@@ -40,7 +40,7 @@ class Stats:
 @dataclass
 class Topics:
     """The contract topics (docs/topics.md), declared once per app: raw bytes both ways, codecs in
-    stream/topics.py."""
+    stream/contract/."""
 
     sessions: Any
     raw_events: Any
@@ -61,19 +61,19 @@ class Runtime:
     """What the agents of one worker share besides Faust tables."""
 
     settings: Settings
-    ch: Any = None  # stream.clickhouse.client.ClickHouse where this worker reaches ClickHouse
-    writer: Any = None  # stream.clickhouse.writer.TraceWriter
+    ch: Any = None  # stream.store.client.ClickHouse where this worker reaches ClickHouse
+    writer: Any = None  # stream.store.writer.TraceWriter
     # the sink's concurrent inserts: writer first, then one more writer per extra connection
     writers: list[Any] = field(default_factory=list)
-    checkpoints: dict[str, Any] = field(default_factory=dict)  # path -> stream.cursor.Checkpoint
+    checkpoints: dict[str, Any] = field(default_factory=dict)  # path -> stream.tail.cursor.Checkpoint
     stats: Stats = field(default_factory=Stats)
     topics: Any = None  # Topics, set by create_app
 
 
 def _open_clickhouse(rt: Runtime) -> None:
-    from stream.clickhouse.client import connect
-    from stream.clickhouse.schema import migrate
-    from stream.clickhouse.writer import TraceWriter
+    from stream.store.client import connect
+    from stream.store.schema import migrate
+    from stream.store.writer import TraceWriter
 
     rt.ch = connect(rt.settings.effective_clickhouse_dsn)
     migrate(rt.ch)

@@ -18,8 +18,10 @@ from faust.streams import current_event
 
 from agents.app import Runtime
 from agents.tailer import Tailer
-from stream.discovery import confine, subagent_files
-from stream.topics import DeadLetter, SessionEvent, file_id_for
+from stream.contract.dead_letter import DeadLetter
+from stream.contract.identity import file_id_for
+from stream.contract.session_event import SessionEvent
+from stream.tail.discovery import confine, subagent_files
 
 log = logging.getLogger("ccstream.sessions")
 

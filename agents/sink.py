@@ -20,7 +20,9 @@ from typing import Any, TypeVar
 import faust
 
 from agents.app import Runtime
-from stream.topics import DeadLetter, RawChunk, SessionEvent
+from stream.contract.dead_letter import DeadLetter
+from stream.contract.raw_chunk import RawChunk
+from stream.contract.session_event import SessionEvent
 
 log = logging.getLogger("ccstream.sink")
 T = TypeVar("T")
@@ -55,7 +57,7 @@ async def insert_with_retry(rt: Runtime, what: str, fn: Callable[[], T]) -> T:
     overloaded, closed) is waited out with exponential backoff, capped at sink_retry_max_seconds; the caller's
     events stay unacknowledged meanwhile, so Faust commits nothing past them and a crash loses nothing.
     Other errors propagate: a row ClickHouse rejects never gets here (the writer bisects it into dead_letters)."""
-    from stream.clickhouse.client import ClickHouseUnavailable
+    from stream.store.client import ClickHouseUnavailable
 
     delay = 0.2
     failures = 0

@@ -6,7 +6,7 @@ come from inotify (watchfiles), a 1 s stat poll of followed files, periodic scan
 sessions agent (SessionStart/SessionEnd). A request reads everything new in the file: redundant requests
 cost a stat and nothing else, and a request for a path already queued is not sent twice.
 
-Each read step (stream.filereader, pure framing underneath) becomes ONE Kafka message carrying all its
+Each read step (stream.tail.filereader, pure framing underneath) becomes ONE Kafka message carrying all its
 records (a chunk), and the cursor is written once per chunk after the broker acknowledged the chunk: a
 crash re-reads at most the last chunk, which the idempotent sink absorbs.
 """
@@ -26,11 +26,14 @@ from typing import Any
 import faust
 
 from agents.app import Runtime
-from stream.cursor import Action, Cursor
-from stream.discovery import confine, iter_transcripts, session_and_agent
-from stream.filereader import ReadResult, read_step
-from stream.redaction import redactor_from_settings
-from stream.topics import DeadLetter, RawChunk, TailRequest, file_id_for
+from stream.contract.dead_letter import DeadLetter
+from stream.contract.identity import file_id_for
+from stream.contract.raw_chunk import RawChunk
+from stream.contract.tail_request import TailRequest
+from stream.tail.cursor import Action, Cursor
+from stream.tail.discovery import confine, iter_transcripts, session_and_agent
+from stream.tail.filereader import ReadResult, read_step
+from stream.tail.redaction import redactor_from_settings
 
 log = logging.getLogger("ccstream.tailer")
 

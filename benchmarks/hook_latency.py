@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from stream.servers import RedisServer, free_port
+from stream.stack.servers import RedisServer, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 PAYLOAD = json.dumps({
@@ -38,7 +38,7 @@ def hook_argv() -> tuple[list[str], str]:
     exe = Path(sys.executable).parent / "ccstream"
     if exe.exists():
         return [str(exe), "hook"], f"{exe} hook"
-    return [sys.executable, "-m", "stream.hook"], "python -m stream.hook"
+    return [sys.executable, "-m", "stream.capture.hook"], "python -m stream.capture.hook"
 
 
 def run_once(argv: list[str], env: dict[str, str]) -> float:
@@ -65,12 +65,12 @@ def measure(cmds: dict[str, list[str]], env: dict[str, str], runs: int) -> dict[
 
 def import_cost(env: dict[str, str]) -> dict[str, float]:
     """Cumulative import time (ms) of the modules on the hook's path, from -X importtime."""
-    r = subprocess.run([sys.executable, "-X", "importtime", "-c", "import stream.cli, stream.hook"],
+    r = subprocess.run([sys.executable, "-X", "importtime", "-c", "import stream.cli.main, stream.capture.hook"],
                        env=env, capture_output=True, text=True, check=False)
     out: dict[str, float] = {}
     for line in r.stderr.splitlines():
         m = re.match(r"import time:\s+\d+ \|\s+(\d+) \|(\s*)(\S+)", line)
-        if m and m.group(3) in ("stream.config", "stream.hook", "stream.cli", "stream.spool", "site"):
+        if m and m.group(3) in ("stream.config", "stream.capture.hook", "stream.cli.main", "stream.capture.spool", "site"):
             out[m.group(3)] = int(m.group(1)) / 1000
     return out
 
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(("Redis hung (50 ms timeout)", measure(cmds, up, args.runs)))
             finally:
                 server.proc.send_signal(signal.SIGCONT)
-        from stream import spool
+        from stream.capture import spool
 
         spooled = spool.pending_count(Path(tmp) / "data" / "spool")
         imports = import_cost(base)

@@ -1,7 +1,7 @@
 """End-to-end ingest of the fixture corpus on the embedded stack: lines/s and time to all rows queryable.
 
 Starts a real `ccstream up` (Redis, Tansu, bridge, Faust worker, chDB) on a fresh copy of
-../shared/fixtures/claude-code/projects and polls `SELECT count() FROM claude_raw_traces FINAL` until all
+tests/fixtures/claude-code/projects and polls `SELECT count() FROM claude_raw_traces FINAL` until all
 18,918 rows are there. The clock starts when the worker answers (the stack's own start-up is reported apart).
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from benchmarks.report import write_section
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO.parent / "shared" / "fixtures" / "claude-code" / "projects"
+CORPUS = REPO / "tests" / "fixtures" / "claude-code" / "projects"
 EXPECTED = 18_918
 
 

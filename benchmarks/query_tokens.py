@@ -23,7 +23,7 @@ from typing import Any
 from benchmarks.report import write_section
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO.parent / "shared" / "fixtures" / "claude-code" / "projects"
+CORPUS = REPO / "tests" / "fixtures" / "claude-code" / "projects"
 COPIES = 52  # replays on top of the original
 RUNS = 15
 
@@ -46,7 +46,7 @@ REWRITE = {
 
 
 def records_of(path: Path) -> list[Any]:
-    from stream.topics import Record
+    from stream.contract.raw_chunk import Record
 
     dec = json.JSONDecoder()
     out, offset = [], 0
@@ -61,8 +61,9 @@ def records_of(path: Path) -> list[Any]:
 
 
 def load_seed(ch: Any) -> int:
-    from stream.extract import RAW_TRACES_COLUMNS, extract_chunk
-    from stream.topics import RawChunk, file_id_for
+    from stream.contract.identity import file_id_for
+    from stream.contract.raw_chunk import RawChunk
+    from stream.store.extract import RAW_TRACES_COLUMNS, extract_chunk
 
     now = dt.datetime.now(dt.UTC)
     n = 0
@@ -80,7 +81,7 @@ def load_seed(ch: Any) -> int:
 
 
 def replay_copies(ch: Any, copies: int) -> None:
-    from stream.extract import RAW_TRACES_COLUMNS
+    from stream.store.extract import RAW_TRACES_COLUMNS
 
     cols = ", ".join(RAW_TRACES_COLUMNS)
     select = ", ".join(REWRITE.get(c, c) for c in RAW_TRACES_COLUMNS)
@@ -105,11 +106,11 @@ def timed(ch: Any, sql: str, params: dict[str, Any] | None, runs: int) -> tuple[
 
 def main(argv: list[str]) -> int:
     sys.path.insert(0, str(REPO))
-    from stream.clickhouse import queries as q
-    from stream.clickhouse.client import connect
-    from stream.clickhouse.schema import migrate
-    from stream.clickhouse.views import all_migrations
-    from stream.pricing import load_pricing
+    from stream.analytics import queries as q
+    from stream.analytics.pricing import load_pricing
+    from stream.store.client import connect
+    from stream.store.schema import migrate
+    from stream.store.views import all_migrations
 
     pricing = load_pricing(env={})
     with tempfile.TemporaryDirectory(prefix="ccstream-bench-q-") as tmp:

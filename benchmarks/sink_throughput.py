@@ -8,7 +8,7 @@ One run, the same rows on both sides:
 * the sink: a real `ccstream sink` worker (its own process and chDB path: chDB allows one path per process)
   against a real Tansu broker; the same chunks are produced to its raw-events topic with aiokafka (zstd) and
   the clock runs from the first produce to the worker's last insert (`last_insert_at` in /ccstream/status/);
-  so it covers Kafka, Faust, decoding, extraction (inside ClickHouse, stream/clickhouse/extraction.py) and the
+  so it covers Kafka, Faust, decoding, extraction (inside ClickHouse, stream/store/extraction.py) and the
   insert.
 
 Each round feeds the whole corpus under a new host name (new file ids, the lines unchanged); the figure is the
@@ -33,7 +33,7 @@ from typing import Any
 from benchmarks.report import write_section
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO.parent / "shared" / "fixtures" / "claude-code" / "projects"
+CORPUS = REPO / "tests" / "fixtures" / "claude-code" / "projects"
 EXPECTED = 18_918
 ROUNDS = 3  # the first is a warm-up (imports, topic creation, chDB caches) and is not counted
 SINK_SETTINGS = {k[len("BENCH_CCSTREAM_"):].lower(): v for k, v in os.environ.items()
@@ -45,8 +45,9 @@ READ_BYTES = 1024 * 1024
 
 def corpus_chunks(corpus: Path, host: str) -> list[Any]:
     """The corpus as the tailer would send it from `host`: one RawChunk per ≤512 KiB of complete lines."""
-    from stream.filereader import read_step
-    from stream.topics import RawChunk, file_id_for
+    from stream.contract.identity import file_id_for
+    from stream.contract.raw_chunk import RawChunk
+    from stream.tail.filereader import read_step
 
     chunks: list[RawChunk] = []
     for path in sorted(corpus.rglob("*.jsonl")):
@@ -83,9 +84,9 @@ def corpus_chunks(corpus: Path, host: str) -> list[Any]:
 def direct_insert(dsn: str, batches: list[list[Any]]) -> tuple[float, int, float]:
     """Seconds to insert the pre-extracted rows batch by batch, the rows inserted, and the seconds the
     extraction took (not part of the limit; the sink pays it before each insert)."""
-    from stream.clickhouse.client import connect
-    from stream.clickhouse.schema import migrate
-    from stream.extract import RAW_TRACES_COLUMNS, extract_row
+    from stream.store.client import connect
+    from stream.store.extract import RAW_TRACES_COLUMNS, extract_row
+    from stream.store.schema import migrate
 
     ch = connect(dsn)
     migrate(ch)
@@ -104,9 +105,9 @@ def direct_insert(dsn: str, batches: list[list[Any]]) -> tuple[float, int, float
 
 def compression(dsn: str, chunks: list[Any]) -> dict[str, float]:
     """ClickHouse's on-disk size of `raw` (one copy of the corpus, OPTIMIZE FINAL) beside per-line zlib -6."""
-    from stream.clickhouse.client import connect
-    from stream.clickhouse.schema import migrate
-    from stream.extract import RAW_TRACES_COLUMNS, extract_row
+    from stream.store.client import connect
+    from stream.store.extract import RAW_TRACES_COLUMNS, extract_row
+    from stream.store.schema import migrate
 
     ch = connect(dsn)
     migrate(ch)
@@ -177,7 +178,7 @@ def main(argv: list[str]) -> int:
     import os
 
     from stream.config import Settings
-    from stream.servers import TansuBroker
+    from stream.stack.servers import TansuBroker
     from tests.integration.workers import CcstreamProcess
 
     batch_messages = Settings().sink_batch_messages
@@ -261,11 +262,11 @@ held {int(stored):,} rows afterwards.
 
 How the sink gets there: it decodes only each message's header line and inserts one row per chunk (the Kafka
 message itself, neither copied nor split) into the Null table `raw_chunks`; the view `raw_chunks_to_traces` splits
-the lines and extracts every column inside ClickHouse (`stream/clickhouse/extraction.py`, checked column for
-column against `stream/extract.py` by tests/integration/test_extraction_sql.py). chDB does that work off the
+the lines and extracts every column inside ClickHouse (`stream/store/extraction.py`, checked column for
+column against `stream/store/extract.py` by tests/integration/test_extraction_sql.py). chDB does that work off the
 GIL, so a batch is split by file into `sink_insert_threads` inserts that run at once. The direct insert instead
 has clickhouse-connect turn every pre-extracted row into columns in Python, then one insert at a time. Extracting
-the same rows in Python (`stream.extract.extract_row`, what the sink did before: 0.42–0.48 of the direct insert)
+the same rows in Python (`stream.store.extract.extract_row`, what the sink did before: 0.42–0.48 of the direct insert)
 took {extract_s:.2f} s per round here ({per_round / extract_s:,.0f} rows/s), about as long as the direct insert
 itself ({direct_s:.2f} s). The machine is shared and the direct insert alone swings by a third from run to run,
 so the ratio swings with it: compare several runs.

@@ -43,7 +43,7 @@ def line(session: str, i: int) -> tuple[str, bytes]:
 async def consume(bootstrap: str, topic: str, seen: dict[str, float], stop: asyncio.Event) -> None:
     from aiokafka import AIOKafkaConsumer
 
-    from stream.topics import RawChunk
+    from stream.contract.raw_chunk import RawChunk
 
     # a short fetch wait so the measuring consumer itself adds next to nothing
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",

@@ -7,18 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from stream.servers import RedisServer, TansuBroker
+from stream.stack.servers import RedisServer, TansuBroker
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_FIXTURES = REPO.parent / "shared" / "fixtures" / "claude-code"
-CORPUS = SHARED_FIXTURES / "projects"
+FIXTURES = REPO / "tests" / "fixtures" / "claude-code"
+CORPUS = FIXTURES / "projects"
 
 
 @pytest.fixture(scope="session")
 def corpus() -> Path:
-    """The real transcripts (63 files, 18,915 lines) from ../shared/fixtures/claude-code/projects."""
+    """The real transcripts (63 files, 18,915 lines) vendored in tests/fixtures/claude-code/projects
+    (MIT-licensed; tests/fixtures/claude-code/SOURCES.md has the notices)."""
     if not CORPUS.is_dir():
-        pytest.fail(f"fixture corpus missing at {CORPUS}: the tests need ../shared beside the repository")
+        pytest.fail(f"fixture corpus missing at {CORPUS}: the checkout is incomplete")
     return CORPUS
 
 

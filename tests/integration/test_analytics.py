@@ -1,6 +1,6 @@
 """Analytics over the real fixture corpus loaded into chDB: token dedup against ccusage 20, the views, the CLI.
 
-Fed: all 63 files of ../shared/fixtures/claude-code/projects (18,918 JSON objects), framed into RawChunks here
+Fed: all 63 files of tests/fixtures/claude-code/projects (18,918 JSON objects), framed into RawChunks here
 and stored through the sink's writer into a database of the shared chDB path; views from migration 2.
 """
 
@@ -16,13 +16,14 @@ from typing import Any
 
 import pytest
 
-from stream import analytics_cli as cli
-from stream.clickhouse import queries as q
-from stream.clickhouse.client import ClickHouse, connect
-from stream.clickhouse.schema import MIGRATIONS, migrate
-from stream.clickhouse.views import TOKEN_USAGE_BACKFILL, all_migrations
-from stream.pricing import load_pricing
-from stream.topics import RawChunk, Record, file_id_for
+from stream.analytics import queries as q
+from stream.analytics.pricing import load_pricing
+from stream.cli import analytics as cli
+from stream.contract.identity import file_id_for
+from stream.contract.raw_chunk import RawChunk, Record
+from stream.store.client import ClickHouse, connect
+from stream.store.schema import MIGRATIONS, migrate
+from stream.store.views import TOKEN_USAGE_BACKFILL, all_migrations
 
 pytestmark = pytest.mark.integration
 
@@ -116,7 +117,7 @@ def chunks_of(path: Path, root: Path, size: int = 2000) -> Iterator[RawChunk]:
 
 
 def load(ch: ClickHouse, root: Path) -> int:
-    from stream.clickhouse.writer import TraceWriter
+    from stream.store.writer import TraceWriter
 
     writer = TraceWriter(ch)
     n = 0
@@ -198,7 +199,7 @@ def test_ccstream_session_grouping_differs_only_where_documented(ch: ClickHouse,
 
 def test_views_on_a_store_filled_before_them_and_repeats(chdb_dir: Path, corpus: Path, pricing: Any) -> None:
     """Rows stored before migration 2 are backfilled; a second backfill and re-delivered chunks change nothing."""
-    from stream.clickhouse.writer import TraceWriter
+    from stream.store.writer import TraceWriter
 
     client = connect(f"chdb://{chdb_dir}?database=t_backfill_{uuid.uuid4().hex[:6]}")
     migrate(client, [m for m in MIGRATIONS if m.version != 2])  # the tables only: no analytics views yet

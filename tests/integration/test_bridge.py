@@ -22,11 +22,11 @@ import redis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from stream import hook, spool
-from stream.bridge import parse_id, trim_point
+from stream.capture import hook, spool
+from stream.capture.bridge import parse_id, trim_point
 from stream.config import load_settings
-from stream.servers import RedisServer, TansuBroker, free_port
-from stream.topics import SessionEvent
+from stream.contract.session_event import SessionEvent
+from stream.stack.servers import RedisServer, TansuBroker, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +61,7 @@ def start_bridge(redis_url: str, bootstrap: str, key: str, prefix: str, data_dir
     env = {**os.environ, "CCSTREAM_DATA_DIR": str(data_dir), "PYTHONPATH": str(REPO)}
     with log.open("ab") as fh:
         return subprocess.Popen(
-            [sys.executable, "-m", "stream.bridge", "--redis-url", redis_url, "--bootstrap", bootstrap,
+            [sys.executable, "-m", "stream.capture.bridge", "--redis-url", redis_url, "--bootstrap", bootstrap,
              "--stream-key", key, "--group", "bridge", "--topic-prefix", prefix, "--consumer", consumer],
             stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=REPO)
 
@@ -223,7 +223,7 @@ def test_10k_events_survive_three_sigkills(redis_server: RedisServer, tansu: Tan
 
 def test_redis_down_during_1000_hook_calls(tansu: TansuBroker, tmp_path: Path,
                                            procs: list[subprocess.Popen[bytes]]) -> None:
-    """1,000 hook calls (every 50th a real `python -m stream.hook` process); Redis is stopped after call 300 and
+    """1,000 hook calls (every 50th a real `python -m stream.capture.hook` process); Redis is stopped after call 300 and
     started again before call 700. The calls in between spool; the next hook that reaches Redis drains the
     spool, the bridge reconnects, and all 1,000 events reach Kafka, each recorded once."""
     key, prefix = new_names()
@@ -251,7 +251,7 @@ def test_redis_down_during_1000_hook_calls(tansu: TansuBroker, tmp_path: Path,
             payload = json.dumps({"session_id": f"s{n % 7}", "hook_event_name": "Stop", "n": n,
                                   "transcript_path": f"/p/s{n % 7}.jsonl"}).encode()
             if n % 50 == 0:
-                r = subprocess.run([sys.executable, "-m", "stream.hook"], input=payload, env=env, cwd=REPO,
+                r = subprocess.run([sys.executable, "-m", "stream.capture.hook"], input=payload, env=env, cwd=REPO,
                                    capture_output=True, timeout=20)
                 assert (r.returncode, r.stdout) == (0, b"")
                 outcome = "process"

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from stream.hook import build_event, encode_event
-from stream.servers import RedisServer, TansuBroker
+from stream.capture.hook import build_event, encode_event
+from stream.stack.servers import RedisServer, TansuBroker
 from tests.integration.test_bridge import read_topic
 from tests.integration.workers import CcstreamProcess
 

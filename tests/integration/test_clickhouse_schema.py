@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from stream.clickhouse.client import ClickHouse, ClickHouseRejected, ClickHouseUnavailable, connect
-from stream.clickhouse.schema import MIGRATIONS, migrate, status
+from stream.store.client import ClickHouse, ClickHouseRejected, ClickHouseUnavailable, connect
+from stream.store.schema import MIGRATIONS, migrate, status
 
 pytestmark = pytest.mark.integration
 
@@ -120,7 +120,7 @@ def test_client_api_and_error_kinds(ch: ClickHouse, ch_dsn: str) -> None:
 
 
 def test_unreachable_server_and_a_second_chdb_path_are_unavailable(ch: ClickHouse, tmp_path: Path) -> None:
-    from stream.servers import free_port
+    from stream.stack.servers import free_port
 
     with pytest.raises(ClickHouseUnavailable):
         connect(f"http://default:pw@127.0.0.1:{free_port()}/db")

@@ -13,11 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from stream.clickhouse.client import ClickHouse, ClickHouseUnavailable, connect
-from stream.clickhouse.schema import migrate
-from stream.clickhouse.writer import TraceWriter
-from stream.topics import DeadLetter, RawChunk, Record, SessionEvent, file_id_for
-from tests.unit.test_extract import chunk_for, consecutive_records, split_records
+from stream.contract.dead_letter import DeadLetter
+from stream.contract.identity import file_id_for
+from stream.contract.raw_chunk import RawChunk, Record
+from stream.contract.session_event import SessionEvent
+from stream.store.client import ClickHouse, ClickHouseUnavailable, connect
+from stream.store.schema import migrate
+from stream.store.writer import TraceWriter
+from tests.unit.store.test_extract import chunk_for, consecutive_records, split_records
 
 pytestmark = pytest.mark.integration
 

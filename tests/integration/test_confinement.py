@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from stream.servers import RedisServer, TansuBroker
+from stream.stack.servers import RedisServer, TansuBroker
 from tests.integration.test_team import hook, scalar, transcript_line, wait_for
 from tests.integration.workers import CcstreamProcess
 

@@ -1,4 +1,4 @@
-"""The sink's fast path extracts columns inside ClickHouse (stream/clickhouse/extraction.py); stream/extract.py is
+"""The sink's fast path extracts columns inside ClickHouse (stream/store/extraction.py); stream/store/extract.py is
 the specification. Both must give the same row, every column but ingested_at, for:
 
 * every object of the fixture corpus (18,918 rows), written the way the sink writes them (whole chunks);
@@ -23,12 +23,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream.clickhouse.client import ClickHouse, connect
-from stream.clickhouse.schema import migrate
-from stream.clickhouse.writer import TraceWriter
-from stream.extract import RAW_TRACES_COLUMNS, extract_row
-from stream.topics import RawChunk
-from tests.unit.test_extract import chunk_for, consecutive_records, split_records
+from stream.contract.raw_chunk import RawChunk
+from stream.store.client import ClickHouse, connect
+from stream.store.extract import RAW_TRACES_COLUMNS, extract_row
+from stream.store.schema import migrate
+from stream.store.writer import TraceWriter
+from tests.unit.store.test_extract import chunk_for, consecutive_records, split_records
 
 pytestmark = pytest.mark.integration
 

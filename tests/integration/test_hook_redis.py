@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import redis
 
-from stream import hook, spool
+from stream.capture import hook, spool
 from stream.config import load_settings
-from stream.servers import RedisServer
-from stream.topics import SessionEvent
+from stream.contract.session_event import SessionEvent
+from stream.stack.servers import RedisServer
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +35,7 @@ def test_hook_process_adds_one_entry_with_the_event(redis_server: RedisServer, t
     env = {k: v for k, v in os.environ.items() if k != "CCSTREAM_REDIS_URL"}
     env.update(CCSTREAM_DATA_DIR=str(tmp_path), CCSTREAM_STREAM_KEY=key, PYTHONPATH=str(REPO),
                CCSTREAM_HOST="box", CCSTREAM_USER="ann")
-    r = subprocess.run([sys.executable, "-m", "stream.hook"], input=json.dumps(payload).encode(), env=env,
+    r = subprocess.run([sys.executable, "-m", "stream.capture.hook"], input=json.dumps(payload).encode(), env=env,
                        capture_output=True, timeout=20, cwd=REPO)
     assert (r.returncode, r.stdout, r.stderr) == (0, b"", b"")
     client = redis.Redis.from_url(redis_server.url)

@@ -1,6 +1,6 @@
 """The whole pipeline on the embedded stack, started for real with `ccstream up`.
 
-Fed: a copy of ../shared/fixtures/claude-code/projects (63 files, 18,915 physical lines, 3 of them holding
+Fed: a copy of tests/fixtures/claude-code/projects (63 files, 18,915 physical lines, 3 of them holding
 two glued objects, 32 files without a trailing newline). Expected: 18,918 rows in claude_raw_traces FINAL,
 file for file, and no dead letters; lines appended after a SessionStart hook become queryable; a worker
 killed with SIGKILL mid-ingest and a restarted `up` still give exactly 18,918 rows, no identity twice.
@@ -161,7 +161,7 @@ def test_secrets_are_redacted_before_a_line_leaves_the_edge(stack: UpStack) -> N
 
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from stream.topics import RawChunk
+    from stream.contract.raw_chunk import RawChunk
 
     key = "sk-ant-api03-" + "A1b2C3d4E5f6G7h8I9j0" * 4 + "-xYz0AA"
     password = "hunter2-very-secret"

@@ -24,10 +24,11 @@ from typing import Any
 
 import pytest
 
-from stream.servers import TansuBroker
-from stream.topics import RawChunk, file_id_for
+from stream.contract.identity import file_id_for
+from stream.contract.raw_chunk import RawChunk
+from stream.stack.servers import TansuBroker
 from tests.integration.workers import CcstreamProcess
-from tests.unit.test_extract import consecutive_records, split_records
+from tests.unit.store.test_extract import consecutive_records, split_records
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from stream.hook import Resp, build_event, encode_event, send_events
-from stream.servers import RedisServer, TansuBroker
+from stream.capture.hook import Resp, build_event, encode_event, send_events
+from stream.stack.servers import RedisServer, TansuBroker
 from tests.integration.workers import CcstreamProcess
 
 pytestmark = pytest.mark.integration

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from stream.servers import RedisServer, TansuBroker
-from stream.worker import parse_assignments
+from stream.stack.servers import RedisServer, TansuBroker
+from stream.stack.worker import parse_assignments
 from tests.integration.corpus import count_objects
 from tests.integration.workers import REPO, CcstreamProcess
 

@@ -1,9 +1,9 @@
 """The Kafka topic contracts (docs/topics.md) against the real broker.
 
 Messages are built from real inputs with ccstream's own code paths (hook payloads from a real Claude Code
-session through `build_event` and the bridge's `to_message`; transcript files through `stream.framing.frame`
+session through `build_event` and the bridge's `to_message`; transcript files through `stream.tail.framing.frame`
 and the edge redactor), produced with zstd to the Tansu broker, read back with aiokafka, and every one is
-validated against the JSON Schemas in stream/schemas. Then docs/examples/consumer.py runs against a topic
+validated against the JSON Schemas in stream/contract/schemas. Then docs/examples/consumer.py runs against a topic
 that holds a chunk twice and a re-cut overlapping chunk, and its counts must equal the files' own.
 """
 
@@ -28,21 +28,24 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from referencing import Registry, Resource
 
-from stream.bridge import to_message
-from stream.cursor import fingerprint
-from stream.framing import frame
-from stream.hook import build_event
-from stream.redaction import Redactor
-from stream.servers import TansuBroker
-from stream.topics import DeadLetter, RawChunk, Record, SessionEvent, file_id_for
-from tests.conftest import REPO, SHARED_FIXTURES
+from stream.capture.bridge import to_message
+from stream.capture.hook import build_event
+from stream.contract.dead_letter import DeadLetter
+from stream.contract.identity import file_id_for
+from stream.contract.raw_chunk import RawChunk, Record
+from stream.contract.session_event import SessionEvent
+from stream.stack.servers import TansuBroker
+from stream.tail.cursor import fingerprint
+from stream.tail.framing import frame
+from stream.tail.redaction import Redactor
+from tests.conftest import FIXTURES, REPO
 
 pytestmark = pytest.mark.integration
 
-SCHEMAS = REPO / "stream" / "schemas"
+SCHEMAS = REPO / "stream" / "contract" / "schemas"
 CONSUMER = REPO / "docs" / "examples" / "consumer.py"
-HOOK_LOG = SHARED_FIXTURES / "hooks" / "fasthooks-hook-log.jsonl"
-NOT_A_TRANSCRIPT = SHARED_FIXTURES / "negative" / "not-a-transcript.gemini.json"
+HOOK_LOG = FIXTURES / "hooks" / "fasthooks-hook-log.jsonl"
+NOT_A_TRANSCRIPT = FIXTURES / "negative" / "not-a-transcript.gemini.json"
 PARTITIONS = 4
 HOST, USER = "edge-1", "ada"
 CHUNK_BYTES = 64 * 1024  # small, so that files span several chunks

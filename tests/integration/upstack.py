@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from stream.analytics.sqlclient import QueryError, run_query
 from stream.config import load_settings
-from stream.servers import free_port
-from stream.sqlclient import QueryError, run_query
+from stream.stack.servers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

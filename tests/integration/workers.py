@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from stream.servers import ManagedProcess, free_port, port_open
+from stream.stack.servers import ManagedProcess, free_port, port_open
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,0 +1,308 @@
+"""The analytics queries: filters in, rows (dicts) out.
+
+Each function takes a ``Query`` callable, ``(sql, parameters) -> list[dict]``, so the same code runs through
+the worker's web server (``stream.analytics.sqlclient.run_query``), on a store opened directly, or on a ClickHouse
+client's ``query_dicts`` in tests. User input only ever reaches ClickHouse as ``{name:Type}`` parameters;
+the only SQL built from data is the cost expression, generated from the price table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from stream.analytics.pricing import PriceTable
+
+Query = Callable[[str, dict[str, Any] | None], list[dict[str, Any]]]
+
+TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+# --by dimensions of `ccstream tokens`: name -> (SQL expression over token_usage, output column)
+DIMENSIONS: dict[str, str] = {
+    "day": "day",
+    "session": "session_id",
+    "model": "model",
+    "project": "project",
+    "host": "host",
+    "user": "user",
+    "agent": "agent_id",
+}
+# ccusage's grouping (by file path), for comparing with `ccusage claude session`
+CCUSAGE_DIMENSIONS: dict[str, str] = {"session": "ccusage_session", "project": "ccusage_project"}
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    since: dt.date | None = None  # inclusive, UTC day
+    until: dt.date | None = None  # inclusive, UTC day
+    project: str | None = None  # substring of the project path (cwd), case-insensitive
+
+    def params(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.since is not None:
+            out["since"] = self.since.isoformat()
+        if self.until is not None:
+            out["until"] = self.until.isoformat()
+        if self.project:
+            out["project"] = self.project
+        return out
+
+
+def parse_day(text: str) -> dt.date:
+    """YYYY-MM-DD or YYYYMMDD (ccusage's form)."""
+    text = text.strip()
+    if re.fullmatch(r"\d{8}", text):
+        text = f"{text[:4]}-{text[4:6]}-{text[6:]}"
+    return dt.date.fromisoformat(text)
+
+
+def _where(filters: Filters, day: str, project: str = "project", start: str | None = None) -> list[str]:
+    """Conditions for a relation with a day expression (or a start..end span when ``start`` is given)."""
+    conds: list[str] = []
+    if filters.since is not None:
+        conds.append(f"toDate({day}) >= {{since:Date}}")
+    if filters.until is not None:
+        conds.append(f"toDate({start or day}) <= {{until:Date}}")
+    if filters.project:
+        conds.append(f"positionCaseInsensitive({project}, {{project:String}}) > 0")
+    return conds
+
+
+def _and(conds: Sequence[str]) -> str:
+    return " AND ".join(conds) if conds else "1"
+
+
+def _cost(pricing: PriceTable) -> str:
+    """Cost of the inner aggregates t_in/t_out/t_cc/t_cr/t_cc1h, the price row bound once as t_pidx."""
+    return pricing.sql_cost_expr(model="model", input_tokens="t_in", output_tokens="t_out", cache_creation="t_cc",
+                                 cache_read="t_cr", cache_creation_1h="t_cc1h", price_index="t_pidx")
+
+
+# ---- tokens -------------------------------------------------------------------------------------------
+
+
+def tokens_sql(by: Sequence[str], filters: Filters, pricing: PriceTable, grouping: str = "ccstream") -> str:
+    """Token usage and cost grouped by the ``by`` dimensions (in that order)."""
+    if not by:
+        raise ValueError("group by at least one of: " + ", ".join(DIMENSIONS))
+    dims: list[tuple[str, str]] = []
+    for name in by:
+        if name not in DIMENSIONS:
+            raise ValueError(f"unknown dimension {name!r}; known: {', '.join(DIMENSIONS)}")
+        col = CCUSAGE_DIMENSIONS.get(name, DIMENSIONS[name]) if grouping == "ccusage" else DIMENSIONS[name]
+        dims.append((name, col))
+    if grouping == "ccusage" and "session" in by and "project" not in by:
+        dims.insert(0, ("project", CCUSAGE_DIMENSIONS["project"]))  # a ccusage session is (project, session)
+    inner_keys = ", ".join(f"{col} AS k_{name}" for name, col in dims)
+    outer_keys = ", ".join(f"k_{name} AS {name}" for name, _ in dims)
+    group_inner = ", ".join(f"k_{name}" for name, _ in dims)
+    cost = _cost(pricing)
+    where = _and(_where(filters, "day"))
+    return f"""
+SELECT
+    {outer_keys},
+    sum(t_responses) AS responses,
+    sum(t_in) AS input_tokens,
+    sum(t_out) AS output_tokens,
+    sum(t_cc) AS cache_creation_input_tokens,
+    sum(t_cr) AS cache_read_input_tokens,
+    sum(t_in + t_out + t_cc + t_cr) AS total_tokens,
+    round(sum(t_cost), 6) AS cost_usd,
+    arraySort(groupUniqArrayIf(model, model NOT IN ('', '<synthetic>'))) AS models
+FROM
+(
+    SELECT
+        {inner_keys},
+        model,
+        count() AS t_responses,
+        sum(input_tokens) AS t_in,
+        sum(output_tokens) AS t_out,
+        sum(cache_creation_input_tokens) AS t_cc,
+        sum(cache_read_input_tokens) AS t_cr,
+        sum(cache_creation_1h) AS t_cc1h,
+        {pricing.sql_price_index("model")} AS t_pidx,
+        {cost} AS t_cost
+    FROM token_usage
+    WHERE {where}
+    GROUP BY {group_inner}, model
+)
+GROUP BY {group_inner}
+ORDER BY {group_inner}
+"""
+
+
+def tokens(query: Query, by: Sequence[str], filters: Filters, pricing: PriceTable,
+           grouping: str = "ccstream") -> list[dict[str, Any]]:
+    return query(tokens_sql(by, filters, pricing, grouping), filters.params())
+
+
+def token_totals(query: Query, filters: Filters, pricing: PriceTable) -> dict[str, Any]:
+    cost = _cost(pricing)
+    sql = f"""
+SELECT sum(t_responses) AS responses, sum(t_in) AS input_tokens, sum(t_out) AS output_tokens,
+       sum(t_cc) AS cache_creation_input_tokens, sum(t_cr) AS cache_read_input_tokens,
+       sum(t_in + t_out + t_cc + t_cr) AS total_tokens, round(sum(t_cost), 6) AS cost_usd
+FROM (
+    SELECT model, count() AS t_responses, sum(input_tokens) AS t_in, sum(output_tokens) AS t_out,
+           sum(cache_creation_input_tokens) AS t_cc, sum(cache_read_input_tokens) AS t_cr,
+           sum(cache_creation_1h) AS t_cc1h, {pricing.sql_price_index("model")} AS t_pidx, {cost} AS t_cost
+    FROM token_usage WHERE {_and(_where(filters, "day"))} GROUP BY model
+)"""
+    rows = query(sql, filters.params())
+    return rows[0] if rows else {}
+
+
+# ---- sessions -----------------------------------------------------------------------------------------
+
+
+def sessions_sql(filters: Filters, pricing: PriceTable, limit: int | None = None) -> str:
+    cost = _cost(pricing)
+    # a session counts for a range it overlaps: ended on/after `since`, started on/before `until`
+    where = _and(["messages > 0", *_where(filters, "ended_at", "project", start="started_at")])
+    lim = f"LIMIT {int(limit)}" if limit else ""
+    return f"""
+SELECT
+    session_id, host, user, project, git_branch, slug, versions, started_at, ended_at, duration_s,
+    turns, messages, lines, files, models, tools_used, tool_calls, tool_errors, api_errors, compactions,
+    subagents, responses, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens,
+    total_tokens, round(c.c_cost, 6) AS cost_usd
+FROM session_summary AS s
+LEFT JOIN
+(
+    SELECT c_session_id, sum(t_cost) AS c_cost
+    FROM (
+        SELECT session_id AS c_session_id, model, sum(input_tokens) AS t_in, sum(output_tokens) AS t_out,
+               sum(cache_creation_input_tokens) AS t_cc, sum(cache_read_input_tokens) AS t_cr,
+               sum(cache_creation_1h) AS t_cc1h, {pricing.sql_price_index("model")} AS t_pidx,
+               {cost} AS t_cost
+        FROM token_usage
+        GROUP BY session_id, model
+    )
+    GROUP BY c_session_id
+) AS c ON s.session_id = c.c_session_id
+WHERE {where}
+ORDER BY started_at DESC, session_id
+{lim}
+"""
+
+
+def sessions(query: Query, filters: Filters, pricing: PriceTable, limit: int | None = None) -> list[dict[str, Any]]:
+    return query(sessions_sql(filters, pricing, limit), filters.params())
+
+
+def resolve_session(query: Query, prefix: str) -> list[str]:
+    """Session ids starting with ``prefix`` (an exact id first)."""
+    rows = query(
+        "SELECT DISTINCT session_id FROM claude_raw_traces WHERE startsWith(session_id, {p:String}) "
+        "ORDER BY session_id != {p:String}, session_id LIMIT 20",
+        {"p": prefix},
+    )
+    return [str(r["session_id"]) for r in rows]
+
+
+ROW_COLUMNS = ("file_path", "file_id", "incarnation", "byte_offset", "line_no", "agent_id", "type", "subtype",
+               "uuid", "parent_uuid", "timestamp", "raw")
+
+
+def session_rows(query: Query, session_id: str) -> list[dict[str, Any]]:
+    """Every stored line of a session (for replay and --raw), in file order."""
+    return query(
+        f"SELECT {', '.join(ROW_COLUMNS)} FROM claude_raw_traces FINAL WHERE session_id = {{s:String}} "
+        "ORDER BY file_path, incarnation, byte_offset",
+        {"s": session_id},
+    )
+
+
+# ---- tools and subagents ---------------------------------------------------------------------------------
+
+
+def tools_sql(filters: Filters, limit: int | None = None) -> str:
+    where = _and(_where(filters, "started_at"))
+    lim = f"LIMIT {int(limit)}" if limit else ""
+    return f"""
+SELECT
+    tool_name,
+    count() AS calls,
+    countIf(is_error = 1) AS errors,
+    round(errors / calls, 4) AS error_rate,
+    countIf(NOT has_result) AS unanswered,
+    uniqExact(session_id) AS sessions,
+    round(avgIf(duration_ms, has_result)) AS avg_ms,
+    round(quantileExactIf(0.5)(duration_ms, has_result)) AS p50_ms,
+    round(quantileExactIf(0.95)(duration_ms, has_result)) AS p95_ms
+FROM tool_calls
+WHERE {where}
+GROUP BY tool_name
+ORDER BY calls DESC, tool_name
+{lim}
+"""
+
+
+def tools(query: Query, filters: Filters, limit: int | None = None) -> list[dict[str, Any]]:
+    return query(tools_sql(filters, limit), filters.params())
+
+
+def tool_calls(query: Query, session_id: str) -> list[dict[str, Any]]:
+    return query(
+        "SELECT tool_use_id, tool_name, agent_id, started_at, finished_at, duration_ms, is_error, has_result, "
+        "result_agent_id, subagent_type, description FROM tool_calls WHERE session_id = {s:String} "
+        "ORDER BY started_at, tool_use_id",
+        {"s": session_id},
+    )
+
+
+def subagents(query: Query, session_id: str) -> list[dict[str, Any]]:
+    return query(
+        "SELECT agent_id, link, tool_use_id, parent_agent_id, subagent_type, description, lines, has_file, "
+        "first_at, last_at, task_duration_ms, task_is_error FROM subagents WHERE session_id = {s:String} "
+        "ORDER BY first_at, agent_id",
+        {"s": session_id},
+    )
+
+
+def subagent_tree(rows: Sequence[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+    """Pure: subagents rows of one session → (depth, row) depth-first from the main thread ('')."""
+    children: dict[str, list[dict[str, Any]]] = {}
+    known = {str(r["agent_id"]) for r in rows}
+    for r in rows:
+        parent = str(r.get("parent_agent_id") or "")
+        children.setdefault(parent if parent in known else "", []).append(r)
+    out: list[tuple[int, dict[str, Any]]] = []
+    seen: set[str] = set()
+
+    def visit(parent: str, depth: int) -> None:
+        for r in children.get(parent, []):
+            agent = str(r["agent_id"])
+            if agent in seen:
+                continue
+            seen.add(agent)
+            out.append((depth, r))
+            visit(agent, depth + 1)
+
+    visit("", 0)
+    return out
+
+
+# ---- pipeline status --------------------------------------------------------------------------------------
+
+
+def store_status(query: Query) -> dict[str, Any]:
+    """What the store knows: rows, sessions, files, last insert, dead letters."""
+    out: dict[str, Any] = {}
+    row = query(
+        # distinct identities, not count(): replays not yet merged by ReplacingMergeTree must not count twice
+        "SELECT uniqExact(file_id, incarnation, byte_offset) AS rows, uniqExact(session_id) AS sessions, "
+        "uniqExact(file_id) AS files, "
+        "max(ingested_at) AS last_insert, max(timestamp) AS last_event FROM claude_raw_traces",
+        None,
+    )
+    out.update(row[0] if row else {})
+    try:
+        out["dead_letters"] = int(query("SELECT uniqExact(file_id, incarnation, byte_offset) AS n "
+                                        "FROM dead_letters", None)[0]["n"])
+    except Exception as exc:  # an older store without the table: say so rather than fail the command
+        out["dead_letters"] = f"unavailable ({str(exc).splitlines()[0][:80]})"
+    return out

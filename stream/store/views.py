@@ -1,0 +1,357 @@
+"""Analytics views over ``claude_raw_traces`` (schema migration 2 onward).
+
+Every view reads ``claude_raw_traces FINAL`` (or, for tokens, an aggregate that is immune to repeats) so a
+line delivered twice (same file identity and byte offset) counts once. Costs are not in the views: prices change and may be overridden per install, so the queries in
+``stream/analytics/queries.py`` apply :meth:`stream.analytics.pricing.PriceTable.sql_cost_expr` at query time.
+
+* ``token_usage``  one row per API response, deduplicated as ccusage 20 does (docs/analytics.md): assistant
+  lines grouped by ``(message_id, request_id)`` globally across files, the kept line is the one with the
+  largest token total (the last streamed line: its output count is final), ties to the first by
+  (file path, byte offset); lines without a message id stand alone. Progress lines (``agent_progress``
+  echoes of subagent messages) are not assistant lines and are not counted: the subagent's own file is.
+  Carries both session groupings: ``session_id`` (ccstream: the line's sessionId) and
+  ``ccusage_project``/``ccusage_session`` (ccusage: derived from the file path).
+* ``tool_calls``   one row per tool_use id, joined to its tool_result: duration, is_error, the subagent a
+  Task started (``toolUseResult.agentId``), subagent type and description from the Task input.
+* ``subagents``    one row per (session, agent): how it was started (task / compaction / unlinked), by which
+  tool_use in which parent agent ('' = main thread), its lines and time span. Parent links form the tree.
+* ``session_summary`` one row per session id: start, end, duration, turns, models, tokens, tools used, tool
+  errors, API errors, compactions, subagents.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# token_usage is served from an aggregate kept at insert time, because a FINAL + GROUP BY over every assistant
+# line costs ~1 s per million rows here. token_usage_state holds one row per (message_id, group_key,
+# -total tokens) with min/max simple aggregates: min and max are idempotent, so a line delivered twice, or
+# this migration's backfill run twice, changes nothing, and no FINAL over claude_raw_traces is needed.
+# group_key is the requestId, or the line's identity for a line without a message id (which so stands alone
+# and still dedups against its own re-deliveries). The view keeps, per (message_id, group_key), the row of
+# the largest total (argMin on -total), i.e. the last streamed line; among equal totals the first file path,
+# which is what ccusage 20 keeps (it reads files in path order and replaces only on a strictly larger total).
+_STATE_SELECT = """
+SELECT
+    message_id,
+    group_key,
+    neg_total,
+    min(r_file_path) AS file_path,
+    min(r_timestamp) AS timestamp,
+    min(r_session_id) AS session_id,
+    min(r_agent_id) AS agent_id,
+    min(r_is_sidechain) AS is_sidechain,
+    min(r_project) AS project,
+    min(r_model) AS model,
+    min(r_host) AS host,
+    min(r_user) AS user,
+    max(r_input) AS input_tokens,
+    max(r_output) AS output_tokens,
+    max(r_cache_creation) AS cache_creation_input_tokens,
+    max(r_cache_read) AS cache_read_input_tokens,
+    max(r_cache_5m) AS cache_creation_5m,
+    max(r_cache_1h) AS cache_creation_1h
+FROM
+(
+    -- prefixed names: an aggregate's alias must never shadow a column another expression reads
+    SELECT
+        message_id,
+        if(message_id = '', concat('@', file_id, ':', toString(incarnation), ':', toString(byte_offset)),
+           request_id) AS group_key,
+        -toInt64(input_tokens + output_tokens + cache_creation_input_tokens + cache_read_input_tokens)
+            AS neg_total,
+        toString(file_path) AS r_file_path, timestamp AS r_timestamp, session_id AS r_session_id,
+        agent_id AS r_agent_id, is_sidechain AS r_is_sidechain, toString(project) AS r_project,
+        toString(model) AS r_model, toString(host) AS r_host, toString(user) AS r_user,
+        input_tokens AS r_input, output_tokens AS r_output, cache_creation_input_tokens AS r_cache_creation,
+        cache_read_input_tokens AS r_cache_read, cache_creation_5m AS r_cache_5m,
+        cache_creation_1h AS r_cache_1h
+    FROM claude_raw_traces
+    WHERE type = 'assistant'
+)
+GROUP BY message_id, group_key, neg_total
+"""
+
+TOKEN_USAGE_STATE = """
+CREATE TABLE IF NOT EXISTS token_usage_state
+(
+    message_id                  String,
+    group_key                   String,
+    neg_total                   Int64,
+    file_path                   SimpleAggregateFunction(min, String),
+    timestamp                   SimpleAggregateFunction(min, DateTime64(3, 'UTC')),
+    session_id                  SimpleAggregateFunction(min, String),
+    agent_id                    SimpleAggregateFunction(min, String),
+    is_sidechain                SimpleAggregateFunction(min, UInt8),
+    project                     SimpleAggregateFunction(min, String),
+    model                       SimpleAggregateFunction(min, String),
+    host                        SimpleAggregateFunction(min, String),
+    user                        SimpleAggregateFunction(min, String),
+    input_tokens                SimpleAggregateFunction(max, UInt64),
+    output_tokens               SimpleAggregateFunction(max, UInt64),
+    cache_creation_input_tokens SimpleAggregateFunction(max, UInt64),
+    cache_read_input_tokens     SimpleAggregateFunction(max, UInt64),
+    cache_creation_5m           SimpleAggregateFunction(max, UInt64),
+    cache_creation_1h           SimpleAggregateFunction(max, UInt64)
+)
+ENGINE = AggregatingMergeTree
+ORDER BY (message_id, group_key, neg_total)
+"""
+
+TOKEN_USAGE_MV = "CREATE MATERIALIZED VIEW IF NOT EXISTS token_usage_mv TO token_usage_state AS" + _STATE_SELECT
+
+# rows stored before the materialized view existed (a re-run only repeats min/max values: no change)
+TOKEN_USAGE_BACKFILL = "INSERT INTO token_usage_state" + _STATE_SELECT
+
+TOKEN_USAGE = r"""
+CREATE OR REPLACE VIEW token_usage AS
+SELECT
+    message_id,
+    if(startsWith(group_key, '@'), '', group_key) AS request_id,
+    host, user, file_path, session_id, agent_id, is_sidechain, project, timestamp, toDate(timestamp) AS day,
+    model, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens,
+    cache_creation_5m, cache_creation_1h,
+    splitByChar('/', file_path) AS _parts,
+    arraySlice(_parts, indexOf(_parts, 'projects') + 1) AS _rel,
+    length(_rel) AS _n,
+    multiIf(_n = 2, replaceRegexpOne(_rel[2], '\\.jsonl$', ''),
+            _n >= 4 AND _rel[_n - 1] = 'subagents', _rel[_n - 2],
+            _n >= 2, _rel[_n - 1], 'unknown') AS ccusage_session,
+    multiIf(_n = 2, _rel[1],
+            _n >= 4 AND _rel[_n - 1] = 'subagents', arrayStringConcat(arraySlice(_rel, 1, _n - 3), '/'),
+            _n > 2, arrayStringConcat(arraySlice(_rel, 1, _n - 2), '/'), 'Unknown Project') AS ccusage_project
+FROM
+(
+    SELECT
+        message_id,
+        group_key,
+        -- the row of the largest total is the one with the smallest neg_total. Without FINAL, rows of equal
+        -- (message_id, group_key, neg_total) may still sit in several parts, each with its own min(...):
+        -- ordering by (neg_total, value) takes the min across them, exactly what FINAL would have merged,
+        -- for ~half the cost. Token counts and the model are equal among equal totals of one response.
+        argMin(file_path, (neg_total, file_path)) AS file_path,
+        argMin(timestamp, (neg_total, timestamp)) AS timestamp,
+        argMin(session_id, (neg_total, session_id)) AS session_id,
+        argMin(agent_id, (neg_total, agent_id)) AS agent_id,
+        argMin(is_sidechain, (neg_total, is_sidechain)) AS is_sidechain,
+        argMin(project, (neg_total, project)) AS project,
+        argMin(model, neg_total) AS model,
+        argMin(host, (neg_total, host)) AS host,
+        argMin(user, (neg_total, user)) AS user,
+        argMin(input_tokens, neg_total) AS input_tokens,
+        argMin(output_tokens, neg_total) AS output_tokens,
+        argMin(cache_creation_input_tokens, neg_total) AS cache_creation_input_tokens,
+        argMin(cache_read_input_tokens, neg_total) AS cache_read_input_tokens,
+        argMin(cache_creation_5m, neg_total) AS cache_creation_5m,
+        argMin(cache_creation_1h, neg_total) AS cache_creation_1h
+    FROM token_usage_state
+    GROUP BY message_id, group_key
+)
+"""
+
+TOOL_CALLS = r"""
+CREATE OR REPLACE VIEW tool_calls AS
+SELECT
+    u.u_id AS tool_use_id,
+    u.u_name AS tool_name,
+    u.u_session_id AS session_id,
+    u.u_agent_id AS agent_id,
+    u.u_host AS host,
+    u.u_user AS user,
+    u.u_project AS project,
+    u.u_uuid AS use_uuid,
+    u.u_started_at AS started_at,
+    u.u_subagent_type AS subagent_type,
+    u.u_description AS description,
+    r.r_id != '' AS has_result,
+    if(r.r_id != '', r.r_finished_at, NULL) AS finished_at,
+    if(r.r_id != '', dateDiff('millisecond', u.u_started_at, r.r_finished_at), NULL) AS duration_ms,
+    r.r_is_error AS is_error,
+    r.r_agent_id AS result_agent_id
+FROM
+(
+    SELECT
+        id AS u_id,
+        any(name) AS u_name,
+        argMin(session_id, timestamp) AS u_session_id,
+        argMin(agent_id, timestamp) AS u_agent_id,
+        any(host) AS u_host,
+        any(user) AS u_user,
+        argMin(project, timestamp) AS u_project,
+        argMin(uuid, timestamp) AS u_uuid,
+        min(timestamp) AS u_started_at,
+        -- Task (Agent in newer builds) input: parsed from the raw line for those calls only
+        anyIf(JSONExtractString(arrayFirst(b -> JSONExtractString(b, 'id') = id,
+                                           JSONExtractArrayRaw(raw, 'message', 'content')),
+                                'input', 'subagent_type'), name IN ('Task', 'Agent')) AS u_subagent_type,
+        anyIf(JSONExtractString(arrayFirst(b -> JSONExtractString(b, 'id') = id,
+                                           JSONExtractArrayRaw(raw, 'message', 'content')),
+                                'input', 'description'), name IN ('Task', 'Agent')) AS u_description
+    FROM claude_raw_traces FINAL
+    ARRAY JOIN tool_use_ids AS id, tool_use_names AS name
+    WHERE type = 'assistant'
+    GROUP BY id
+) AS u
+LEFT JOIN
+(
+    SELECT
+        id AS r_id,
+        min(timestamp) AS r_finished_at,
+        max(err) AS r_is_error,
+        anyIf(result_agent_id, result_agent_id != '') AS r_agent_id
+    FROM claude_raw_traces FINAL
+    ARRAY JOIN tool_result_ids AS id, tool_result_is_error AS err
+    WHERE type = 'user'
+    GROUP BY id
+) AS r ON u.u_id = r.r_id
+"""
+
+SUBAGENTS = r"""
+CREATE OR REPLACE VIEW subagents AS
+SELECT
+    k.session_id AS session_id,
+    k.agent_id AS agent_id,
+    multiIf(startsWith(k.agent_id, 'acompact'), 'compaction', t.t_tool_use_id != '', 'task', 'unlinked') AS link,
+    t.t_tool_use_id AS tool_use_id,
+    t.t_parent_agent_id AS parent_agent_id,
+    t.t_subagent_type AS subagent_type,
+    t.t_description AS description,
+    t.t_duration_ms AS task_duration_ms,
+    t.t_is_error AS task_is_error,
+    f.lines AS lines,
+    f.lines > 0 AS has_file,
+    if(f.lines > 0, f.first_at, t.t_started_at) AS first_at,
+    if(f.lines > 0, f.last_at, t.t_finished_at) AS last_at
+FROM
+(
+    SELECT DISTINCT session_id, agent_id FROM
+    (
+        SELECT session_id, agent_id FROM claude_raw_traces FINAL WHERE agent_id != ''
+        UNION ALL
+        SELECT session_id, result_agent_id AS agent_id FROM tool_calls WHERE result_agent_id != ''
+    )
+) AS k
+LEFT JOIN
+(
+    SELECT session_id AS f_session_id, agent_id AS f_agent_id, min(timestamp) AS first_at,
+           max(timestamp) AS last_at, count() AS lines
+    FROM claude_raw_traces FINAL
+    WHERE agent_id != ''
+    GROUP BY session_id, agent_id
+) AS f ON k.session_id = f.f_session_id AND k.agent_id = f.f_agent_id
+LEFT JOIN
+(
+    SELECT
+        session_id AS t_session_id,
+        result_agent_id AS t_agent_id,
+        argMin(tool_use_id, started_at) AS t_tool_use_id,
+        argMin(agent_id, started_at) AS t_parent_agent_id,
+        argMin(subagent_type, started_at) AS t_subagent_type,
+        argMin(description, started_at) AS t_description,
+        argMin(duration_ms, started_at) AS t_duration_ms,
+        argMin(is_error, started_at) AS t_is_error,
+        min(started_at) AS t_started_at,
+        argMin(finished_at, started_at) AS t_finished_at
+    FROM tool_calls
+    WHERE result_agent_id != ''
+    GROUP BY session_id, result_agent_id
+) AS t ON k.session_id = t.t_session_id AND k.agent_id = t.t_agent_id
+"""
+
+SESSION_SUMMARY = r"""
+CREATE OR REPLACE VIEW session_summary AS
+SELECT
+    s.s_session_id AS session_id,
+    s.s_host AS host,
+    s.s_user AS user,
+    s.s_project AS project,
+    s.s_git_branch AS git_branch,
+    s.s_slug AS slug,
+    s.s_versions AS versions,
+    s.s_started_at AS started_at,
+    s.s_ended_at AS ended_at,
+    dateDiff('millisecond', s.s_started_at, s.s_ended_at) / 1000. AS duration_s,
+    s.s_turns AS turns,
+    s.s_lines AS lines,
+    s.s_messages AS messages,
+    s.s_files AS files,
+    s.s_models AS models,
+    s.s_tools_used AS tools_used,
+    s.s_tool_calls AS tool_calls,
+    s.s_tool_errors AS tool_errors,
+    s.s_api_errors AS api_errors,
+    s.s_compactions AS compactions,
+    s.s_subagents AS subagents,
+    t.t_responses AS responses,
+    t.t_input AS input_tokens,
+    t.t_output AS output_tokens,
+    t.t_cache_creation AS cache_creation_input_tokens,
+    t.t_cache_read AS cache_read_input_tokens,
+    t.t_input + t.t_output + t.t_cache_creation + t.t_cache_read AS total_tokens
+FROM
+(
+    SELECT
+        session_id AS s_session_id,
+        any(host) AS s_host,
+        any(user) AS s_user,
+        argMinIf(project, timestamp, project != '') AS s_project,
+        argMaxIf(git_branch, timestamp, git_branch != '') AS s_git_branch,
+        anyIf(slug, slug != '') AS s_slug,
+        arraySort(groupUniqArrayIf(version, version != '')) AS s_versions,
+        minIf(timestamp, timestamp_missing = 0) AS s_started_at,
+        maxIf(timestamp, timestamp_missing = 0) AS s_ended_at,
+        -- prompts typed by the human in the main thread: not tool results, not injected, not summaries
+        uniqExactIf(uuid, type = 'user' AND agent_id = '' AND is_sidechain = 0 AND is_meta = 0
+                          AND is_compact_summary = 0 AND empty(tool_result_ids)) AS s_turns,
+        count() AS s_lines,
+        -- user/assistant lines: 0 for an id that only snapshot lines carried (named after their file)
+        countIf(type IN ('user', 'assistant')) AS s_messages,
+        uniqExact(file_id) AS s_files,
+        arraySort(groupUniqArrayIf(model, type = 'assistant' AND model NOT IN ('', '<synthetic>'))) AS s_models,
+        arraySort(groupUniqArrayArrayIf(tool_use_names, type = 'assistant')) AS s_tools_used,
+        length(groupUniqArrayArrayIf(tool_use_ids, type = 'assistant')) AS s_tool_calls,
+        length(groupUniqArrayArrayIf(arrayFilter((i, e) -> e = 1, tool_result_ids, tool_result_is_error),
+                                     type = 'user')) AS s_tool_errors,
+        uniqExactIf(uuid, is_api_error = 1 OR subtype = 'api_error') AS s_api_errors,
+        uniqExactIf(uuid, subtype = 'compact_boundary') AS s_compactions,
+        length(arrayFilter(a -> a != '', arrayDistinct(arrayConcat(
+            groupUniqArray(agent_id), groupUniqArray(result_agent_id), groupUniqArray(progress_agent_id))))) AS s_subagents
+    FROM claude_raw_traces FINAL
+    WHERE session_id != ''
+    GROUP BY session_id
+) AS s
+LEFT JOIN
+(
+    SELECT
+        session_id AS t_session_id,
+        count() AS t_responses,
+        sum(input_tokens) AS t_input,
+        sum(output_tokens) AS t_output,
+        sum(cache_creation_input_tokens) AS t_cache_creation,
+        sum(cache_read_input_tokens) AS t_cache_read
+    FROM token_usage
+    GROUP BY session_id
+) AS t ON s.s_session_id = t.t_session_id
+"""
+
+# (version, statements): schema.py applies these after its own migrations, in order, once each
+VIEW_MIGRATIONS: list[tuple[int, list[str]]] = [
+    (2, [TOKEN_USAGE_STATE, TOKEN_USAGE_MV, TOKEN_USAGE_BACKFILL, TOKEN_USAGE, TOOL_CALLS, SUBAGENTS,
+         SESSION_SUMMARY]),
+]
+
+
+def migrations() -> list[Any]:
+    """VIEW_MIGRATIONS as schema.Migration objects (imported here, so schema.py may import this module)."""
+    from stream.store.schema import Migration
+
+    return [Migration(v, "analytics views: token_usage, tool_calls, subagents, session_summary", stmts)
+            for v, stmts in VIEW_MIGRATIONS]
+
+
+def all_migrations() -> list[Any]:
+    """schema.MIGRATIONS plus the view migrations it does not already hold (until schema.py lists them)."""
+    from stream.store.schema import MIGRATIONS
+
+    known = {m.version for m in MIGRATIONS}
+    return [*MIGRATIONS, *(m for m in migrations() if m.version not in known)]
