@@ -16,7 +16,7 @@ from typing import Any
 import faust
 from faust.streams import current_event
 
-from agents.app import Runtime
+from agents.runtime import Runtime
 from agents.tailer import Tailer
 from stream.contract.dead_letter import DeadLetter
 from stream.contract.identity import file_id_for
@@ -44,13 +44,13 @@ def idle_keys(entries: Iterable[tuple[Any, Any]], partition: int, now: float, id
     return out
 
 
-def register(app: faust.App, rt: Runtime) -> None:
+def register(app: faust.App, rt: Runtime, tailer: Tailer) -> Any:
+    """The sessions agent and its table (returned: the status page counts its entries); hook events become
+    requests to `tailer`."""
     s = rt.settings
-    tailer: Tailer = app.ccstream_tailer  # type: ignore[attr-defined]
     topic = rt.topics.sessions
     table = app.Table("sessions", default=None, partitions=s.topic_partitions,
                       schema=faust.Schema(key_serializer="json", value_serializer="json"))
-    app.ccstream_sessions = table  # type: ignore[attr-defined]  # the status page counts its entries
     last_sweep = [time.monotonic()]
 
     def sweep(partition: int) -> None:
@@ -124,3 +124,5 @@ def register(app: faust.App, rt: Runtime) -> None:
                     del table[key]
             else:
                 table[key] = state
+
+    return table

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import faust
 
-from agents.app import Runtime
+from agents.runtime import Runtime
 from stream.contract.dead_letter import DeadLetter
 from stream.contract.raw_chunk import RawChunk
 from stream.contract.session_event import SessionEvent
@@ -115,8 +115,7 @@ def decode_batch(events: Sequence[Any], decode: Callable[[bytes], T], what: str)
 
 def register(app: faust.App, rt: Runtime) -> None:
     s = rt.settings
-    writer = rt.writer
-    writers = rt.writers or [writer]
+    # the store's writers exist once it has started (before the agents run), not while the app is built
 
     @app.agent(rt.topics.raw_events, name="ccstream.sink")
     async def sink(stream: Any) -> None:
@@ -126,6 +125,7 @@ def register(app: faust.App, rt: Runtime) -> None:
             if not chunks:
                 continue
             token = batch_token(s.topic_raw_events, events, [chunk_identity(c) for c in chunks])
+            writers = rt.writers
             groups = split_by_file(chunks, len(writers))
             # all inserts of the batch succeed (each retried on its own) before the batch is acknowledged
             stored = await asyncio.gather(*(
@@ -143,7 +143,7 @@ def register(app: faust.App, rt: Runtime) -> None:
             if decoded:
                 token = batch_token(s.topic_sessions, events, [e.event_id for e in decoded])
                 await insert_with_retry(rt, f"{len(decoded)} session events",
-                                        functools.partial(writer.write_session_events, decoded, token))
+                                        functools.partial(rt.writer.write_session_events, decoded, token))
                 rt.stats.session_events += len(decoded)
 
     @app.agent(rt.topics.dead_letters, name="ccstream.dead-letter-sink")
@@ -154,4 +154,4 @@ def register(app: faust.App, rt: Runtime) -> None:
                 token = batch_token(s.topic_dead_letters, events,
                                     [f"{d.file_id}/{d.incarnation}/{d.offset}/{d.reason}" for d in letters])
                 await insert_with_retry(rt, f"{len(letters)} dead letters",
-                                        functools.partial(writer.write_dead_letters, letters, token))
+                                        functools.partial(rt.writer.write_dead_letters, letters, token))

@@ -25,7 +25,7 @@ from typing import Any
 
 import faust
 
-from agents.app import Runtime
+from agents.runtime import Runtime
 from stream.contract.dead_letter import DeadLetter
 from stream.contract.identity import file_id_for
 from stream.contract.raw_chunk import RawChunk
@@ -315,7 +315,6 @@ class Tailer:
 def register(app: faust.App, rt: Runtime) -> Tailer:
     tailer = Tailer(app, rt)
     s = rt.settings
-    app.ccstream_tailer = tailer  # type: ignore[attr-defined]
 
     @app.agent(tailer.requests, name="ccstream.tailer")
     async def tail(stream: Any) -> None:

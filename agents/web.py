@@ -20,7 +20,8 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
-from agents.app import Runtime
+from agents.runtime import Runtime
+from agents.tailer import Tailer
 
 log = logging.getLogger("ccstream.web")
 STARTED = time.time()
@@ -33,7 +34,8 @@ def _count(table: Any) -> int:
     return sum(1 for _ in table)
 
 
-def register(app: faust.App, rt: Runtime) -> None:
+def register(app: faust.App, rt: Runtime, *, tailer: Tailer | None = None, sessions_table: Any = None) -> None:
+    """The pages of this worker; `tailer` and `sessions_table` where it has the edge role (for the status page)."""
     @app.page("/ccstream/sql/")
     class SQL(View):
         async def post(self, request: Request) -> Response:
@@ -69,7 +71,6 @@ def register(app: faust.App, rt: Runtime) -> None:
     @app.page("/ccstream/status/")
     class Status(View):
         async def get(self, request: Request) -> Response:
-            tailer = getattr(app, "ccstream_tailer", None)
             return self.json({
                 "host": rt.settings.host,
                 "roles": rt.settings.roles,
@@ -80,7 +81,7 @@ def register(app: faust.App, rt: Runtime) -> None:
                 "pending_checkpoints": len(rt.checkpoints),
                 # bounded state: these return to their baseline once sessions end or go idle
                 "agent_refs": sum(len(v) for v in tailer.agents_seen.values()) if tailer else 0,
-                "session_entries": _count(getattr(app, "ccstream_sessions", None)),
+                "session_entries": _count(sessions_table),
                 **dataclasses.asdict(rt.stats),
             })
 

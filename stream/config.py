@@ -85,7 +85,6 @@ class Settings:
     partial_line_quiet: float = 5.0  # an unterminated last line is taken after the file is quiet this long
     max_line_bytes: int = 16 * 1024 * 1024  # longer lines go to the dead letters
     read_chunk_bytes: int = 1024 * 1024  # bytes read from a file per step
-    chunk_max_bytes: int = 512 * 1024  # raw bytes carried by one Kafka message (a larger line travels alone)
     idle_session_timeout: float = 6 * 3600.0  # a session quiet this long leaves memory
     redaction: bool = True
     # extra regexes (str) for the edge redactor; a named group `secret` limits what is replaced

@@ -112,10 +112,11 @@ def wants_bridge(settings: Settings) -> bool:
 def run(roles: list[str] | None = None, loglevel: str = "info", *, bridge: bool = False) -> int:
     from faust.worker import Worker
 
-    from agents.app import create_app
+    from agents.app import create_app, reset_local_state
 
     overrides = {"roles": roles} if roles else {}
     settings = load_settings(None, **overrides)
+    reset_local_state(settings)
     app = create_app(settings)
 
     @app.on_partitions_assigned.connect

@@ -1,0 +1,88 @@
+"""What the agents of one worker share besides Faust tables: settings, counters, the contract topics and the
+worker's ClickHouse store. Built once per app by `agents.app.create_app` and handed to each agent's
+`register` explicitly; nothing is pinned onto the Faust app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import faust
+from faust.types import TopicT
+
+from stream.config import Settings
+from stream.tail.cursor import Checkpoint
+
+if TYPE_CHECKING:
+    from agents.store import StoreService
+    from stream.store.client import ClickHouse
+    from stream.store.writer import TraceWriter
+
+
+@dataclass
+class Stats:
+    """Counters served by /status and logged; cheap enough to bump on the hot path."""
+
+    chunks_produced: int = 0
+    records_produced: int = 0
+    bad_lines: int = 0
+    truncations: int = 0
+    recreations: int = 0
+    refused_paths: int = 0
+    rows_inserted: int = 0
+    inserts: int = 0
+    insert_retries: int = 0
+    last_insert_at: float = 0.0
+    session_events: int = 0
+
+
+@dataclass
+class Topics:
+    """The contract topics (docs/topics.md), declared once per app: raw bytes both ways, codecs in
+    stream/contract/."""
+
+    sessions: TopicT
+    raw_events: TopicT
+    dead_letters: TopicT
+
+    @classmethod
+    def declare(cls, app: faust.App, settings: Settings) -> Topics:
+        def topic(name: str) -> TopicT:
+            return app.topic(name, key_serializer="raw", value_serializer="raw",
+                             partitions=settings.topic_partitions)
+
+        return cls(topic(settings.topic_sessions), topic(settings.topic_raw_events),
+                   topic(settings.topic_dead_letters))
+
+
+class NoStore(RuntimeError):
+    """This worker has no ClickHouse (an edge on a team workstation)."""
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    topics: Topics
+    stats: Stats = field(default_factory=Stats)
+    # the worker's ClickHouse, where it reaches one: a Service started before the agents, stopped after them
+    store: StoreService | None = None
+    # path -> what ClickHouse holds of each of this host's files, loaded by the store when it starts (edge
+    # beside a sink, after a restart of a broker that forgets); the tailer takes them over
+    checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
+
+    @property
+    def ch(self) -> ClickHouse | None:
+        return self.store.ch if self.store is not None else None
+
+    @property
+    def writer(self) -> TraceWriter:
+        if self.store is None:
+            raise NoStore("this worker has no ClickHouse connection (edge role without a DSN)")
+        return self.store.writer
+
+    @property
+    def writers(self) -> list[TraceWriter]:
+        """One writer per concurrent insert of the sink (the first is `writer`)."""
+        if self.store is None:
+            raise NoStore("this worker has no ClickHouse connection (edge role without a DSN)")
+        return self.store.writers
