@@ -1,14 +1,18 @@
-"""Run benchmarks by name: `python -m benchmarks all` or `python -m benchmarks ingest hook_latency`."""
+"""Run benchmarks by name: `python -m benchmarks all`, `python -m benchmarks ingest hook_latency`, or one with its
+options: `python -m benchmarks backfill --copies 3`."""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
-BENCHMARKS = ["ingest", "hook_latency", "sink_throughput", "tail_latency", "query_tokens"]
+BENCHMARKS = ["ingest", "hook_latency", "sink_throughput", "tail_latency", "query_tokens", "backfill"]
 
 
 def main(argv: list[str]) -> int:
+    # names first, then options for a single benchmark: `python -m benchmarks backfill --copies 3`
+    flags = next((i for i, a in enumerate(argv) if a.startswith("-")), len(argv))
+    argv, options = argv[:flags], argv[flags:]
     names = BENCHMARKS if not argv or argv == ["all"] else argv
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
@@ -23,7 +27,7 @@ def main(argv: list[str]) -> int:
             failed += 1
             continue
         print(f"== {name}", flush=True)
-        failed += 1 if mod.main([]) else 0
+        failed += 1 if mod.main(options) else 0
     return 1 if failed else 0
 
 

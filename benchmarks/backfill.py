@@ -1,0 +1,155 @@
+"""Backfill of a heavy user's history on the embedded stack (issue 13): MB/s, rows/s, RSS, query times.
+
+Builds the corpus shape of `benchmarks.corpus_shape` (cached under $TMPDIR/ccstream-backfill-<shape>), runs a
+real `ccstream up` on an empty data dir, and polls `count() FROM claude_raw_traces FINAL` until every object
+is queryable. Samples the RSS of every process of the stack meanwhile (peak per process, and the broker's
+after the run), then times `ccstream tokens --by day` through the CLI against the running worker, and
+ccusage's `daily` report on the same files when `ccusage` is on PATH (npm ccusage@20.0.24).
+
+    python -m benchmarks backfill [--copies N]   (default: the issue's shape, ~1.07 GB; --copies 3 for a quick run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from benchmarks.corpus_shape import Shape, build
+from benchmarks.report import write_section
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO / "tests" / "fixtures" / "claude-code" / "projects"
+
+
+def count_objects(root: Path) -> int:
+    sys.path.insert(0, str(REPO))
+    from tests.integration.corpus import count_objects as count
+
+    return sum(count(p) for p in root.rglob("*.jsonl"))
+
+
+def rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class RssSampler(threading.Thread):
+    """Peak RSS of each named process, sampled every 0.2 s."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        super().__init__(daemon=True)
+        self.pids = pids
+        self.peak: dict[str, int] = dict.fromkeys(pids, 0)
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_event.wait(0.2):
+            for name, pid in self.pids.items():
+                self.peak[name] = max(self.peak[name], rss_kb(pid))
+
+
+def timed(argv: list[str], env: dict[str, str], runs: int = 3) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(argv, env=env, check=True, capture_output=True, timeout=300)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks backfill")
+    p.add_argument("--copies", type=int, default=Shape().copies)
+    args = p.parse_args(argv)
+    shape = replace(Shape(), copies=args.copies)
+    if args.copies < Shape().copies:
+        shape = replace(shape, long_session_bytes=Shape().long_session_bytes * args.copies // Shape().copies)
+    sys.path.insert(0, str(REPO))
+    from tests.integration.upstack import UpStack
+
+    cache = Path(tempfile.gettempdir()) / f"ccstream-backfill-{shape.copies}-{shape.long_session_bytes}"
+    if not (cache / ".complete").exists():
+        shutil.rmtree(cache, ignore_errors=True)
+        print(f"building the corpus in {cache} ...", flush=True)
+        build(CORPUS, cache / "projects", shape)
+        (cache / ".complete").write_text(json.dumps({"objects": count_objects(cache / "projects")}))
+    expected = int(json.loads((cache / ".complete").read_text())["objects"])
+    files = list((cache / "projects").rglob("*.jsonl"))
+    size = sum(f.stat().st_size for f in files)
+    print(f"corpus: {len(files):,} files, {size / 1e6:,.0f} MB, {expected:,} objects", flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="ccstream-backfill-") as tmp:
+        stack = UpStack(Path(tmp))
+        stack.projects.rmdir()
+        stack.projects.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(cache / "projects", stack.projects)  # the tailer follows the roots' real path
+        stack.env["CCSTREAM_SCAN_INTERVAL"] = "30"
+        t0 = time.monotonic()
+        stack.start(timeout=300)
+        t_ready = time.monotonic()
+        info = stack.worker_info()
+        pids = {name: int(pid) for name, pid in info.get("children", {}).items()}
+        pids["up"] = stack.proc.pid if stack.proc else 0
+        sampler = RssSampler(pids)
+        sampler.start()
+        try:
+            stack.wait_for(lambda: stack.scalar("SELECT count() AS n FROM claude_raw_traces FINAL") >= expected,
+                           3600, "every object")
+            t_done = time.monotonic()
+            rows = stack.scalar("SELECT count() AS n FROM claude_raw_traces FINAL")
+            time.sleep(2)
+            sampler.stop_event.set()
+            sampler.join()
+            broker_after = rss_kb(pids.get("tansu", 0))
+            cli = [sys.executable, "-m", "stream.cli", "tokens", "--by", "day", "--json"]
+            tokens_s = timed(cli, stack.env)
+        finally:
+            sampler.stop_event.set()
+            stack.stop()
+        ccusage_s = None
+        if shutil.which("ccusage"):
+            env = dict(os.environ, CLAUDE_CONFIG_DIR=str(cache))
+            ccusage_s = timed(["ccusage", "daily", "--json", "--offline"], env)
+    ingest = t_done - t_ready
+    mb_s = size / 1e6 / ingest
+    peak_total = sum(v for k, v in sampler.peak.items() if k != "up")
+    print(f"every object queryable after {ingest:.1f}s: {mb_s:.1f} MB/s, {rows / ingest:,.0f} rows/s; "
+          f"peak RSS {json.dumps({k: v // 1024 for k, v in sampler.peak.items()})} MB; broker after "
+          f"{broker_after // 1024} MB; tokens --by day {tokens_s:.2f}s"
+          + (f"; ccusage daily {ccusage_s:.2f}s" if ccusage_s is not None else ""))
+    rss_rows = "\n".join(f"| peak RSS, {k} | {v / 1024:,.0f} MB |" for k, v in sorted(sampler.peak.items()))
+    write_section("backfill", f"""## Backfill of a heavy user's history (`python -m benchmarks backfill`)
+
+`benchmarks/corpus_shape.py`: {shape.copies} copies of the fixture corpus with fresh ids and shifted days, plus
+{shape.long_sessions} long concatenated sessions: {len(files):,} files, {size / 1e6:,.0f} MB, {expected:,} objects.
+`ccstream up` on an empty data dir; the clock starts when the worker answers (start-up took
+{t_ready - t0:.1f} s).
+
+| figure | value |
+|---|---|
+| every object queryable (`claude_raw_traces FINAL`) | {ingest:.1f} s |
+| throughput | {mb_s:.1f} MB/s, {rows / ingest:,.0f} rows/s |
+{rss_rows}
+| peak RSS, the stack's processes added | {peak_total / 1024:,.0f} MB |
+| broker RSS after the run | {broker_after / 1024:,.0f} MB |
+| `ccstream tokens --by day --json`, best of 3, wall | {tokens_s:.2f} s |
+| ccusage 20.0.24 `daily --json --offline`, best of 3 | {f"{ccusage_s:.2f} s" if ccusage_s is not None else "not on PATH"} |""")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
