@@ -52,12 +52,8 @@ from stream.tail.redaction import redactor_from_settings
 log = logging.getLogger("ccstream.tailer")
 
 MAX_STEPS_PER_REQUEST = 8  # then re-queue the file so one huge file does not starve the others
-# kept for importers; the one definition is RequestReason.passive
-PASSIVE_REASONS = frozenset(r.value for r in RequestReason if r.passive)
 AGENT_MARK = b'"agentId"'  # toolUseResult.agentId and agent_progress lines name a subagent
 _AGENT_ID = re.compile(rb'"agentId"\s*:\s*"([A-Za-z0-9_.-]{1,128})"')
-
-__all__ = ["MAX_STEPS_PER_REQUEST", "PASSIVE_REASONS", "Followed", "Tailer", "register"]
 
 
 def _stat(path: str) -> FileStat | None:
@@ -103,6 +99,11 @@ class Tailer:
     def lagging(self) -> list[dict[str, Any]]:
         """Followed files whose cursor is behind their size (an unterminated tail waits here too)."""
         return self.positions.lagging()
+
+    def status(self) -> dict[str, Any]:
+        """The tailer's part of /ccstream/status: followed_files, lagging_files, queued_requests,
+        pending_checkpoints, agent_refs."""
+        return self.positions.status()
 
     # ---- requests ---------------------------------------------------------------------------------
     async def request(self, path: str, *, session_id: str = "", agent_id: str | None = None,

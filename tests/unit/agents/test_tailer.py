@@ -152,6 +152,8 @@ def test_a_final_read_forgets_and_a_late_inotify_event_does_not_bring_the_file_b
     assert json.loads(app.requests.sent[0][1])["reason"] == "SessionStart"  # the wire keeps the event's name
     assert len(chunks(rt)) == 1
     assert tailer.followed == {} and tailer.queued == set() and tailer.agents_seen == {}
+    assert tailer.status() == {"followed_files": 0, "lagging_files": [], "queued_requests": 0,
+                               "pending_checkpoints": 0, "agent_refs": 0}
     assert str(f) in app.table
 
 
