@@ -21,6 +21,7 @@ from agents.tailer import Tailer
 from stream.contract.dead_letter import DeadLetter
 from stream.contract.identity import file_id_for
 from stream.contract.session_event import SessionEvent
+from stream.contract.tail_request import RequestReason
 from stream.tail.discovery import confine, subagent_files
 
 log = logging.getLogger("ccstream.sessions")
@@ -108,16 +109,19 @@ def register(app: faust.App, rt: Runtime, tailer: Tailer) -> Any:
                     await refuse(ev, path)
                 else:
                     state["transcript_path"] = str(real)
-                    await tailer.request(str(real), session_id=ev.session_id, final=final, reason=name)
+                    await tailer.request(str(real), session_id=ev.session_id, final=final,
+                                         reason=RequestReason.HOOK, hook_event=name)
                     for sub in subagent_files(real):
-                        await tailer.request(str(sub), session_id=ev.session_id, final=final, reason=name)
+                        await tailer.request(str(sub), session_id=ev.session_id, final=final,
+                                             reason=RequestReason.HOOK, hook_event=name)
             agent_path = ev.payload.get("agent_transcript_path")
             if isinstance(agent_path, str) and agent_path:
                 real_agent = confine(agent_path, tailer.roots)
                 if real_agent is None:
                     await refuse(ev, agent_path)
                 else:
-                    await tailer.request(str(real_agent), session_id=ev.session_id, reason=name)
+                    await tailer.request(str(real_agent), session_id=ev.session_id, reason=RequestReason.HOOK,
+                                         hook_event=name)
             if final:
                 # ended sessions leave the table (bounded state); ClickHouse keeps their history
                 if key in table:

@@ -9,6 +9,10 @@ cost a stat and nothing else, and a request for a path already queued is not sen
 Each read step (stream.tail.filereader, pure framing underneath) becomes ONE Kafka message carrying all its
 records (a chunk), and the cursor is written once per chunk after the broker acknowledged the chunk: a
 crash re-reads at most the last chunk, which the idempotent sink absorbs.
+
+Where a file is read from, whether it is followed, what a scan or the poll does with it and what it keeps
+in memory are decided by one owner, ``stream.tail.position.Positions``; this module does the I/O (reads in a
+thread, produce, await the broker's ack, then store the cursor).
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ import logging
 import os
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,34 +32,36 @@ from agents.runtime import Runtime
 from stream.contract.dead_letter import DeadLetter
 from stream.contract.identity import file_id_for
 from stream.contract.raw_chunk import RawChunk
-from stream.contract.tail_request import TailRequest
-from stream.tail.cursor import Action, Cursor
+from stream.contract.tail_request import RequestReason, TailRequest
+from stream.tail.cursor import Action, Cursor, FileStat
 from stream.tail.discovery import confine, iter_transcripts, session_and_agent
 from stream.tail.filereader import ReadResult, read_step
+from stream.tail.position import (
+    Followed,
+    FromCursor,
+    Poll,
+    Positions,
+    ReadFrom,
+    Scan,
+    Step,
+    read_args,
+    step_after_read,
+)
 from stream.tail.redaction import redactor_from_settings
 
 log = logging.getLogger("ccstream.tailer")
 
 MAX_STEPS_PER_REQUEST = 8  # then re-queue the file so one huge file does not starve the others
-# requests that only say "something may have changed": a read that finds nothing new does not make the file
-# followed (an inotify event that arrives after the SessionEnd read must not bring the file back to memory)
-PASSIVE_REASONS = frozenset({"inotify", "scan", "adopt", "continue", "poll", "agent-ref"})
 AGENT_MARK = b'"agentId"'  # toolUseResult.agentId and agent_progress lines name a subagent
 _AGENT_ID = re.compile(rb'"agentId"\s*:\s*"([A-Za-z0-9_.-]{1,128})"')
 
 
-@dataclass(slots=True)
-class Followed:
-    """In-memory view of a followed file, for the poller. Bounded: idle and ended files leave it."""
-
-    session_id: str
-    agent_id: str | None
-    size: int
-    mtime: float
-    offset: int
-    last_change: float  # monotonic time the file last grew
-    ended: bool = False
-    tail_requested: bool = False  # a quiet-tail request was sent for the current size
+def _stat(path: str) -> FileStat | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return FileStat(st.st_dev, st.st_ino, st.st_size, st.st_mtime)
 
 
 class Tailer:
@@ -72,43 +77,67 @@ class Tailer:
         # keys are paths (str), values Cursor.to_dict(); json both ways so recovery gives back the same types
         self.offsets = app.Table("file_offsets", default=None, partitions=s.topic_partitions,
                                  schema=faust.Schema(key_serializer="json", value_serializer="json"))
-        self.followed: dict[str, Followed] = {}
-        self.queued: set[str] = set()  # paths with a request in flight: don't pile up duplicates
+        # the one owner of every file's position; rt.checkpoints is its checkpoint dict (shared, not copied)
+        self.positions = Positions(self.offsets, rt.checkpoints, quiet_seconds=s.partial_line_quiet,
+                                   idle_seconds=s.idle_session_timeout)
         self.roots = [Path(r) for r in s.claude_roots]
         self.redactor = redactor_from_settings(s)  # secrets never leave this machine
-        self.first_scan_done = False
-        # main files whose subagent folder was already looked up because of an agentId line; cleared with
-        # the file's Followed entry so it stays bounded by the followed set
-        self.agents_seen: dict[str, set[str]] = {}
+
+    # ---- what the status page reads (agents/web.py) ---------------------------------------------------
+    @property
+    def followed(self) -> dict[str, Followed]:
+        return self.positions.followed
+
+    @property
+    def queued(self) -> set[str]:
+        return self.positions.queued
+
+    @property
+    def agents_seen(self) -> dict[str, set[str]]:
+        return self.positions.agents_seen
+
+    def lagging(self) -> list[dict[str, Any]]:
+        """Followed files whose cursor is behind their size (an unterminated tail waits here too)."""
+        return self.positions.lagging()
+
+    def status(self) -> dict[str, Any]:
+        """The tailer's part of /ccstream/status: followed_files, lagging_files, queued_requests,
+        pending_checkpoints, agent_refs."""
+        return self.positions.status()
 
     # ---- requests ---------------------------------------------------------------------------------
     async def request(self, path: str, *, session_id: str = "", agent_id: str | None = None,
-                      final: bool = False, reason: str = "") -> None:
-        if path in self.queued and not final:
+                      final: bool = False, reason: RequestReason | str = RequestReason.HOOK,
+                      hook_event: str = "") -> None:
+        """Ask for a read of `path`. A `reason` given as a string is parsed (a hook event's name is a hook)."""
+        if not isinstance(reason, RequestReason):
+            parsed = RequestReason.parse(reason)
+            if parsed is RequestReason.HOOK and reason != RequestReason.HOOK.value:
+                hook_event = hook_event or str(reason)
+            reason = parsed
+        if not self.positions.should_send(path, final=final):
             return
-        self.queued.add(path)
-        req = TailRequest(path=path, session_id=session_id, agent_id=agent_id, final=final, reason=reason)
+        req = TailRequest(path=path, session_id=session_id, agent_id=agent_id, final=final, reason=reason,
+                          hook_event=hook_event)
         await self.requests.send(key=path.encode(), value=req.encode())
 
     # ---- reading ------------------------------------------------------------------------------------
     async def handle(self, req: TailRequest) -> None:
         path = req.path
-        self.queued.discard(path)
+        pos = self.positions
+        pos.received(path)
         if confine(path, self.roots) is None:
             self.rt.stats.refused_paths += 1
             log.warning("refused to read %s: not a regular file under the Claude roots %s", path,
                         [str(r) for r in self.roots])
             return
-        stored = self.offsets.get(path)
-        cursor = Cursor.from_dict(stored) if stored else None
-        checkpoint = self.rt.checkpoints.pop(path, None)  # popped either way: it must not outlive this read
-        if cursor is not None:
-            checkpoint = None
+        start: ReadFrom = pos.start(path)
         # from the path only, never from the request: identities and the ORDER BY key must be the same
         # whoever asked for the read (a hook, a scan, inotify), or re-reads would not merge
         session_id, agent_id = session_and_agent(Path(path))
         s = self.settings
         for _ in range(MAX_STEPS_PER_REQUEST):
+            cursor, checkpoint = read_args(start)
             res: ReadResult = await asyncio.to_thread(
                 read_step, path, cursor, checkpoint=checkpoint, final=req.final, now=time.time(),
                 quiet_seconds=s.partial_line_quiet, max_line_bytes=s.max_line_bytes,
@@ -116,7 +145,7 @@ class Tailer:
             if res.missing or res.cursor is None:
                 if res.error:
                     log.warning("cannot read %s: %s", path, res.error)
-                self.forget(path)
+                pos.forget(path)
                 return
             if res.action is Action.TRUNCATED:
                 self.rt.stats.truncations += 1
@@ -127,37 +156,28 @@ class Tailer:
                 log.warning("%s was recreated: reading it again from the start as incarnation %d",
                             path, res.cursor.incarnation)
             new = res.cursor
-            adopted = (cursor is None and checkpoint is not None and res.action is Action.CONTINUE
-                       and new.offset == checkpoint.offset and not res.records and not res.bad)
-            changed = (cursor is None or new.offset != cursor.offset or new.incarnation != cursor.incarnation
-                       or res.records or res.bad)
-            checkpoint = None
-            if adopted:
-                # ClickHouse already holds this file up to here: keep the cursor (on disk), send nothing
-                self.offsets[path] = new.to_dict()
-            elif changed:
+            step = step_after_read(start, res.action, new, bool(res.records or res.bad))
+            if step is Step.ADOPT:
+                pos.store(path, new)  # ClickHouse already holds this file up to here: send nothing
+            elif step is Step.PRODUCE:
                 await self._produce(path, session_id, agent_id, new, res)
-                self.offsets[path] = new.to_dict()
+                pos.store(path, new)  # only now: the broker has the chunk
                 if agent_id is None and any(AGENT_MARK in r.raw for r in res.records):
                     await self._follow_subagents(path, session_id, res.records)
-            cursor = new
-            if (changed and not adopted) or path in self.followed or req.reason not in PASSIVE_REASONS:
-                self._note_followed(path, session_id, agent_id, new, ended=req.final)
+            start = FromCursor(new)
+            pos.note_read(path, session_id, agent_id, new, step=step, reason=req.reason, final=req.final)
             if not res.more:
                 break
         else:
             await self.request(path, session_id=session_id, agent_id=agent_id, final=req.final,
-                               reason="continue")
+                               reason=RequestReason.CONTINUE)
             return
-        if req.final:
-            # the session ended and its file is drained: it leaves memory; its cursor stays in the table
-            self.forget(path)
+        pos.read_done(path, final=req.final)
 
     def forget(self, path: str) -> None:
         """Drop a file's in-memory state; its cursor stays in the file_offsets table (RocksDB), so a later
         request continues where it stopped."""
-        self.followed.pop(path, None)
-        self.agents_seen.pop(path, None)
+        self.positions.forget(path)
 
     async def _follow_subagents(self, path: str, session_id: str, records: list[Any]) -> None:
         """A main file's new lines name subagents (toolUseResult.agentId, agent_progress): follow their files
@@ -165,16 +185,13 @@ class Tailer:
         until its file is found; the ids seen are kept only while the main file is followed."""
         ids = {m.group(1).decode("utf-8", "replace") for r in records if AGENT_MARK in r.raw
                for m in _AGENT_ID.finditer(r.raw)}
-        seen = self.agents_seen.setdefault(path, set())
         main = Path(path)
-        for agent in sorted(ids - seen):
-            if "/" in agent or agent in (".", ".."):
-                continue  # an id is a file name part, never a path
+        for agent in self.positions.agents_to_look_up(path, ids):
             for cand in (main.parent / main.stem / "subagents" / f"agent-{agent}.jsonl",
                          main.parent / f"agent-{agent}.jsonl"):
                 if await asyncio.to_thread(cand.is_file):
-                    seen.add(agent)
-                    await self.request(str(cand), session_id=session_id, reason="agent-ref")
+                    self.positions.agent_found(path, agent)
+                    await self.request(str(cand), session_id=session_id, reason=RequestReason.AGENT_REF)
 
     async def _produce(self, path: str, session_id: str, agent_id: str | None, cursor: Cursor,
                        res: ReadResult) -> None:
@@ -208,86 +225,39 @@ class Tailer:
         self.rt.stats.records_produced += len(res.records)
         self.rt.stats.bad_lines += len(dead)
 
-    def _note_followed(self, path: str, session_id: str, agent_id: str | None, cursor: Cursor,
-                       ended: bool) -> None:
-        f = self.followed.get(path)
-        now = time.monotonic()
-        if f is None:
-            self.followed[path] = Followed(session_id, agent_id, cursor.size, cursor.mtime, cursor.offset, now,
-                                           ended=ended)
-            return
-        if cursor.size != f.size or cursor.mtime != f.mtime:
-            f.last_change = now
-            f.tail_requested = False
-        f.size, f.mtime, f.offset = cursor.size, cursor.mtime, cursor.offset
-        f.ended = f.ended or ended
-
-    def lagging(self) -> list[dict[str, Any]]:
-        """Followed files whose cursor is behind their size (an unterminated tail waits here too)."""
-        return [{"path": p, "offset": f.offset, "size": f.size, "session_id": f.session_id}
-                for p, f in self.followed.items() if f.offset < f.size]
-
     # ---- finding work -------------------------------------------------------------------------------
     async def poll(self) -> None:
         """Stat followed files; request a read when one changed or its unterminated tail went quiet."""
         now_wall = time.time()
-        now = time.monotonic()
-        for path, f in list(self.followed.items()):
-            try:
-                st = os.stat(path)
-            except OSError:
-                await self.request(path, reason="poll")  # gone: the tailer notices and forgets it
-                continue
-            if st.st_size != f.size or st.st_mtime != f.mtime:
-                await self.request(path, session_id=f.session_id, agent_id=f.agent_id, reason="poll")
-            elif (f.offset < st.st_size and not f.tail_requested
-                  and now_wall - st.st_mtime >= self.settings.partial_line_quiet):
-                f.tail_requested = True
-                await self.request(path, session_id=f.session_id, agent_id=f.agent_id, reason="quiet-tail")
-            elif now - f.last_change > self.settings.idle_session_timeout:
-                self.forget(path)  # idle: leaves memory; scans and inotify bring it back
+        for path in list(self.positions.followed):
+            f = self.positions.followed.get(path)
+            verdict = self.positions.poll_file(path, _stat(path), now_wall)
+            if verdict is Poll.GONE:
+                await self.request(path, reason=RequestReason.POLL)  # the read notices and forgets it
+            elif f is not None and verdict is Poll.CHANGED:
+                await self.request(path, session_id=f.session_id, agent_id=f.agent_id, reason=RequestReason.POLL)
+            elif f is not None and verdict is Poll.QUIET_TAIL:
+                await self.request(path, session_id=f.session_id, agent_id=f.agent_id,
+                                   reason=RequestReason.QUIET_TAIL)
 
     async def scan(self) -> int:
         """Request every transcript under the roots whose size differs from what we know of it.
 
-        The first full scan also empties ``rt.checkpoints`` (one entry per historical file, loaded from
+        The first full scan also empties the checkpoints (one entry per historical file, loaded from
         ClickHouse at start): files it finds complete are sent as "adopt" requests, which turn the checkpoint
         into a cursor in the file_offsets table (tables are written from agent context only) without
-        producing anything; entries for files that no longer exist are dropped. Afterwards the checkpoints
-        hold only requests in flight, and `_unchanged` relies on the table."""
+        producing anything; entries for files that no longer exist are dropped (Positions.scan_finished)."""
         paths = await asyncio.to_thread(lambda: [str(p) for p in iter_transcripts(self.roots)])
         sent = 0
         for path in paths:
-            unchanged, by_checkpoint = await self._unchanged(path)
-            if unchanged and by_checkpoint:
-                await self.request(path, reason="adopt")
-                continue
-            if unchanged:
-                continue
-            await self.request(path, reason="scan")
-            sent += 1
-        if not self.first_scan_done:
-            self.first_scan_done = True
-            on_disk = set(paths)
-            for gone in [p for p in self.rt.checkpoints if p not in on_disk]:
-                del self.rt.checkpoints[gone]
+            verdict = self.positions.scan_verdict(path, _stat(path))
+            if verdict is Scan.ADOPT:
+                await self.request(path, reason=RequestReason.ADOPT)
+            elif verdict is Scan.READ:
+                await self.request(path, reason=RequestReason.SCAN)
+                sent += 1
+        self.positions.scan_finished(paths)
         return sent
-
-    async def _unchanged(self, path: str) -> tuple[bool, bool]:
-        """(nothing new to read, known only from a ClickHouse checkpoint)."""
-        try:
-            st = os.stat(path)
-        except OSError:
-            return True, False
-        f = self.followed.get(path)
-        if f is not None:
-            return f.size == st.st_size and f.mtime == st.st_mtime and f.offset >= st.st_size, False
-        stored = self.offsets.get(path)
-        if stored:
-            c = Cursor.from_dict(stored)
-            return c.size == st.st_size and c.offset >= st.st_size and c.ino == st.st_ino, False
-        ckpt = self.rt.checkpoints.get(path)
-        return ckpt is not None and ckpt.offset == st.st_size, True
 
     async def watch(self) -> None:
         """inotify through watchfiles: a write to any transcript under the roots asks for a read at once."""
@@ -303,9 +273,9 @@ class Tailer:
                                             stop_event=None, force_polling=False):
                     for change, p in changes:
                         if p.endswith(".jsonl") and change != Change.deleted:
-                            await self.request(p, reason="inotify")
-                        elif change == Change.deleted and p in self.followed:
-                            self.forget(p)
+                            await self.request(p, reason=RequestReason.INOTIFY)
+                        elif change == Change.deleted:
+                            self.positions.forget(p)
             except Exception as exc:  # e.g. inotify watch limit: the poller and scans still work
                 log.warning("file watching stopped (%s); relying on polling every %.1fs",
                             exc, self.settings.poll_interval)
