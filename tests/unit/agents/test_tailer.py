@@ -11,10 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-from agents.app import Runtime
+from agents.runtime import Runtime, Topics
 from agents.tailer import Tailer
 from stream.config import Settings
 from stream.contract.raw_chunk import RawChunk
@@ -54,8 +53,8 @@ class StandInApp:
 
 def make(root: Path, checkpoints: dict[str, Checkpoint] | None = None) -> tuple[Tailer, StandInApp, Runtime]:
     settings = Settings(data_dir=root / "data", claude_roots=[root], host="h1", user="u1", redaction=False)
-    rt = Runtime(settings)
-    rt.topics = SimpleNamespace(raw_events=RecordingTopic(), dead_letters=RecordingTopic())
+    rt = Runtime(settings, Topics(sessions=RecordingTopic(), raw_events=RecordingTopic(),  # type: ignore[arg-type]
+                                  dead_letters=RecordingTopic()))
     if checkpoints:
         rt.checkpoints.update(checkpoints)
     app = StandInApp()
