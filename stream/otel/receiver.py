@@ -224,7 +224,8 @@ class OtlpReceiver(Service):
         except ValueError as exc:
             log.error("OTLP receiver off: %s", exc)
             return
-        runner = web.AppRunner(self.make_app(), access_log=None)
+        # the body is inflated by guard.inflate, under the size limit, not by aiohttp without one
+        runner = web.AppRunner(self.make_app(), access_log=None, auto_decompress=False)
         await runner.setup()
         try:
             await web.TCPSite(runner, s.otlp_host, s.otlp_port).start()
