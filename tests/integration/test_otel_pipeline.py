@@ -17,6 +17,7 @@ import asyncio
 import gzip
 import io
 import json
+import logging
 import os
 import signal
 import threading
@@ -341,7 +342,8 @@ def test_bad_input_gets_a_4xx_stores_nothing_and_the_receiver_keeps_serving(work
 
 
 def test_a_worker_killed_during_an_export_the_exporters_retry_lands_every_record_once(
-        tansu: TansuBroker, tmp_path: Path, procs: list[CcstreamProcess]) -> None:
+        tansu: TansuBroker, tmp_path: Path, procs: list[CcstreamProcess],
+        caplog: pytest.LogCaptureFixture) -> None:
     """The worker is frozen (SIGSTOP), so the export's request is accepted by the kernel and sent but never
     answered: the export is in flight. Then the worker is SIGKILLed (the exporter sees its connection reset)
     and started again on the same port; the SDK exporter's own retries (connection errors, then 503 while the
@@ -365,6 +367,7 @@ def test_a_worker_killed_during_an_export_the_exporters_retry_lands_every_record
     for i in range(total):
         logger.emit(body="claude_code.tool_result", attributes={"event.name": "tool_result", "session.id": sid,
                                                                 "event.sequence": i, "tool_name": "Read"})
+    caplog.set_level(logging.WARNING, logger="opentelemetry")
     os.kill(first.pid, signal.SIGSTOP)  # type: ignore[arg-type]
     result: list[bool] = []
     flusher = threading.Thread(target=lambda: result.append(logs.force_flush(160_000)))
@@ -376,6 +379,8 @@ def test_a_worker_killed_during_an_export_the_exporters_retry_lands_every_record
     procs.append(second)
     flusher.join(170)
     assert result == [True], second.tail_log(30)
+    retries = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    assert retries, "the export landed without a retry: the kill did not interrupt it"
     p = {"s": sid}
     sql = "SELECT count() AS n, uniqExact(LogAttributes['event.sequence']) AS u FROM otel_logs FINAL " \
           "WHERE LogAttributes['session.id'] = {s:String}"
