@@ -9,8 +9,8 @@
 * `otel_session_metrics`: per session and metric (claude_code.cost.usage, token.usage, lines_of_code,
   active_time...) and its `type`/`model` attributes, the total: delta points summed, cumulative series at
   their last value.
-* `otel_request_join`: every API request seen by either side, OTel beside the transcript (token_usage, keyed
-  by the transcript's `requestId`). ccstream's cost needs the price table, applied at query time
+* `otel_request_join`: every API request seen by either side, OTel beside the transcript (claude_raw_traces,
+  keyed by the transcript's `requestId`). ccstream's cost needs the price table, applied at query time
   (stream/otel/queries.py), as every cost in ccstream is.
 
 Plain views (no state): always current; they read FINAL, so a record exported twice counts once.
@@ -162,11 +162,21 @@ SELECT
 FROM otel_api_requests AS o
 FULL OUTER JOIN
 (
-    SELECT request_id AS t_request_id, any(session_id) AS t_session_id, any(model) AS t_model,
-           sum(input_tokens) AS t_in, sum(output_tokens) AS t_out, sum(cache_creation_input_tokens) AS t_cc,
-           sum(cache_read_input_tokens) AS t_cr, sum(cache_creation_1h) AS t_cc1h, min(timestamp) AS t_timestamp
-    FROM token_usage
-    WHERE request_id != ''
+    -- the transcript's side from claude_raw_traces itself (not token_usage: this migration must not need the
+    -- analytics views). A response written over several lines repeats its usage as it grows, so each
+    -- message counts at its largest figures, then a request's messages add up.
+    SELECT request_id AS t_request_id, any(m_session_id) AS t_session_id, any(m_model) AS t_model,
+           sum(m_in) AS t_in, sum(m_out) AS t_out, sum(m_cc) AS t_cc, sum(m_cr) AS t_cr, sum(m_cc1h) AS t_cc1h,
+           min(m_timestamp) AS t_timestamp
+    FROM
+    (
+        SELECT request_id, message_id, any(session_id) AS m_session_id, any(model) AS m_model,
+               max(input_tokens) AS m_in, max(output_tokens) AS m_out, max(cache_creation_input_tokens) AS m_cc,
+               max(cache_read_input_tokens) AS m_cr, max(cache_creation_1h) AS m_cc1h, min(timestamp) AS m_timestamp
+        FROM claude_raw_traces FINAL
+        WHERE request_id != '' AND type = 'assistant'
+        GROUP BY request_id, message_id
+    )
     GROUP BY request_id
 ) AS t ON o.request_id = t.t_request_id
 """
