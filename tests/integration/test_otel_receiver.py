@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jsonschema
 import pytest
 
 from stream.config import Settings
@@ -29,6 +30,8 @@ from stream.stack.servers import TansuBroker, free_port
 from tests.unit.otel import claude_code as cc
 
 pytestmark = pytest.mark.integration
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "stream/contract/schemas/otel-record.schema.json")
+                    .read_text())
 
 
 def settings(tmp: Path, bootstrap: str, **extra: Any) -> Settings:
@@ -49,7 +52,9 @@ async def consume(bootstrap: str, topic: str, want: int, timeout: float = 20.0) 
         while loop.time() < deadline and (len(out) < want or want == 0):
             batch = await consumer.getmany(timeout_ms=500)
             for msgs in batch.values():
-                out += [(m.key or b"", OtelRecord.decode(m.value)) for m in msgs]
+                for m in msgs:
+                    jsonschema.validate(json.loads(m.value), SCHEMA)  # the topic's contract, on real messages
+                    out.append((m.key or b"", OtelRecord.decode(m.value)))
             if want == 0 and loop.time() > deadline - timeout + 3:
                 break  # nothing expected: three seconds of nothing is enough
     finally:
