@@ -243,6 +243,10 @@ class OtlpReceiver(Service):
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+            st = self.stats
+            log.info("OTLP receiver stopped: %d requests, %d accepted (%d rows, %d messages), %d refused, %d "
+                     "answered 503", st.requests, st.accepted, st.rows_produced, st.messages_produced, st.refused,
+                     st.unavailable)
         self.listening = False
         if self._producer is not None:
             await self._drop_producer(self._producer)
