@@ -76,6 +76,10 @@ def create_app(settings: Settings) -> faust.App:
                                 checkpoints_for=settings.host if "edge" in roles else None,
                                 checkpoints=rt.checkpoints)
         app.add_dependency(rt.store)
+    if "edge" in roles and settings.otlp_port:  # Claude Code's own telemetry (docs/otel.md)
+        from stream.otel.receiver import OtlpReceiver
+
+        app.add_dependency(OtlpReceiver(settings))
 
     from agents import sessions, sink, tailer, web
 
@@ -85,5 +89,8 @@ def create_app(settings: Settings) -> faust.App:
         sessions_table = sessions.register(app, rt, tail)
     if "sink" in roles:
         sink.register(app, rt)
+        from agents import otel_sink
+
+        otel_sink.register(app, rt)
     web.register(app, rt, tailer=tail, sessions_table=sessions_table)
     return app

@@ -98,6 +98,12 @@ class Settings:
     # insert extracts and writes on one core inside ClickHouse (docs/benchmarks.md, sink throughput)
     sink_insert_threads: int = 2
 
+    # OTLP/HTTP receiver for Claude Code's own telemetry (edge role; docs/otel.md): 0 turns it off
+    otlp_port: int = 4318
+    otlp_host: str = "127.0.0.1"  # beyond loopback only with otlp_token
+    otlp_token: str | None = None  # bearer token the exporter must send (OTEL_EXPORTER_OTLP_HEADERS)
+    otlp_max_body_bytes: int = 8 * 1024 * 1024  # per request, before and after gzip
+
     config_file: Path | None = None
 
     # ---- derived -------------------------------------------------------------------------------
@@ -112,6 +118,10 @@ class Settings:
     @property
     def topic_dead_letters(self) -> str:
         return f"{self.topic_prefix}.dead-letters"
+
+    @property
+    def topic_otel(self) -> str:
+        return f"{self.topic_prefix}.otel"
 
     @property
     def topic_tail_requests(self) -> str:

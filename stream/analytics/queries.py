@@ -168,7 +168,7 @@ SELECT
     session_id, host, user, project, git_branch, slug, versions, started_at, ended_at, duration_s,
     turns, messages, lines, files, models, tools_used, tool_calls, tool_errors, api_errors, compactions,
     subagents, responses, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens,
-    total_tokens, round(c.c_cost, 6) AS cost_usd
+    total_tokens, round(c.c_cost, 6) AS cost_usd, o.o_user AS otel_user, round(o.o_cost, 6) AS cc_cost_usd
 FROM session_summary AS s
 LEFT JOIN
 (
@@ -183,6 +183,12 @@ LEFT JOIN
     )
     GROUP BY c_session_id
 ) AS c ON s.session_id = c.c_session_id
+LEFT JOIN
+(   -- who, from Claude Code's own telemetry where it is exported to ccstream (docs/otel.md)
+    SELECT session_id AS o_session_id, if(user_email != '', user_email, user_account_uuid) AS o_user,
+           cc_cost_usd AS o_cost
+    FROM otel_sessions
+) AS o ON s.session_id = o.o_session_id
 WHERE {where}
 ORDER BY started_at DESC, session_id
 {lim}

@@ -8,6 +8,11 @@ one; the file is written only when it changes, atomically, after a backup of the
 SessionStart is installed without a matcher (all sources: startup, resume, clear, compact, fork); SessionEnd and
 SubagentStop likewise. The timeout is short: the hook answers in tens of milliseconds, and a large SessionEnd
 timeout would raise the budget Claude Code waits on exit.
+
+``--otel`` also points Claude Code's own OpenTelemetry at ccstream's OTLP receiver: the ``env`` block
+(CLAUDE_CODE_ENABLE_TELEMETRY, the OTEL_* exporter, protocol and endpoint variables; docs/otel.md). What each
+variable held before is kept in ``<file>.ccstream-otel.json``, so uninstall restores it; a variable changed by
+hand since is left alone.
 """
 
 from __future__ import annotations
@@ -128,6 +133,64 @@ def installed_events(doc: dict[str, Any]) -> dict[str, list[str]]:
     return found
 
 
+OTEL_SIDECAR_SUFFIX = ".ccstream-otel.json"
+
+
+def otel_env(endpoint: str, token: str | None = None, protocol: str = "http/protobuf") -> dict[str, str]:
+    """The variables Claude Code reads to export its metrics and events (as logs) over OTLP to `endpoint`."""
+    env = {
+        "CLAUDE_CODE_ENABLE_TELEMETRY": "1",
+        "OTEL_METRICS_EXPORTER": "otlp",
+        "OTEL_LOGS_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint.rstrip("/"),
+    }
+    if token:
+        env["OTEL_EXPORTER_OTLP_HEADERS"] = f"Authorization=Bearer {token}"
+    return env
+
+
+def merge_env(doc: dict[str, Any], wanted: dict[str, str],
+              previous: dict[str, str | None] | None = None) -> tuple[dict[str, Any], dict[str, str | None]]:
+    """``doc`` with `wanted` in its ``env`` block, and what each of those variables held before (None: unset).
+    `previous` from an earlier install is kept for variables it already covers, so installing twice still
+    restores the original values."""
+    new = copy.deepcopy(doc)
+    env = new.get("env")
+    if env is None:
+        env = new["env"] = {}
+    if not isinstance(env, dict):
+        raise SettingsFileError(f'"env" is a {type(env).__name__}, expected an object')
+    before: dict[str, str | None] = dict(previous or {})
+    for key, value in wanted.items():
+        if key not in before:
+            old = env.get(key)
+            before[key] = None if old is None else str(old)
+        env[key] = value
+    return new, before
+
+
+def unmerge_env(doc: dict[str, Any], written: dict[str, str],
+                previous: dict[str, str | None]) -> dict[str, Any]:
+    """``doc`` with each variable we wrote (and that still holds what we wrote) back to its previous value;
+    an ``env`` block only we filled goes away."""
+    new = copy.deepcopy(doc)
+    env = new.get("env")
+    if not isinstance(env, dict):
+        return new
+    for key, value in written.items():
+        if env.get(key) != value:
+            continue  # changed by hand since: theirs now
+        old = previous.get(key)
+        if old is None:
+            del env[key]
+        else:
+            env[key] = old
+    if not env and isinstance(doc.get("env"), dict) and doc["env"]:
+        del new["env"]
+    return new
+
+
 def settings_path(scope: str, project_dir: Path | None = None, env: dict[str, str] | None = None) -> Path:
     """Where Claude Code reads settings for a scope: user → $CLAUDE_CONFIG_DIR or ~/.claude, project and
     local → <project>/.claude/settings(.local).json."""
@@ -203,6 +266,46 @@ def uninstall(path: Path) -> tuple[bool, Path | None]:
     return True, write_settings(path, new)
 
 
+def otel_sidecar(path: Path) -> Path:
+    return path.with_name(path.name + OTEL_SIDECAR_SUFFIX)
+
+
+def install_otel(path: Path, wanted: dict[str, str]) -> tuple[bool, Path | None]:
+    """Merge the env block into the file, remembering the previous values beside it. (changed, backup)."""
+    doc = read_settings(path)
+    side = otel_sidecar(path)
+    state = _read_sidecar(side)
+    new, before = merge_env(doc, wanted, state.get("previous"))
+    changed = not (path.exists() and new == doc)
+    backup = write_settings(path, new) if changed else None
+    written = {**state.get("written", {}), **wanted}
+    side.write_text(json.dumps({"written": written, "previous": before}, indent=2) + "\n", encoding="utf-8")
+    return changed, backup
+
+
+def uninstall_otel(path: Path) -> tuple[bool, Path | None]:
+    """Restore what the env block held before install_otel; (changed, backup)."""
+    side = otel_sidecar(path)
+    state = _read_sidecar(side)
+    if not state or not path.exists():
+        return False, None
+    doc = read_settings(path)
+    new = unmerge_env(doc, state.get("written", {}), state.get("previous", {}))
+    backup = write_settings(path, new) if new != doc else None
+    side.unlink()
+    return new != doc, backup
+
+
+def _read_sidecar(side: Path) -> dict[str, Any]:
+    try:
+        state = json.loads(side.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except ValueError as exc:
+        raise SettingsFileError(f"{side} is not valid JSON ({exc}); remove it to reinstall") from None
+    return state if isinstance(state, dict) else {}
+
+
 def ccstream_executable() -> str:
     """Absolute path of the installed `ccstream` command: beside this interpreter (a venv), else on PATH."""
     beside = Path(sys.executable).parent / "ccstream"
@@ -256,7 +359,12 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--command", default=None,
                    help="hook command to install (default: '<absolute path of ccstream> hook')")
     i.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT, help="handler timeout in seconds (default 5)")
-    u = sub.add_parser("uninstall", help="remove ccstream's handlers, keep everything else")
+    i.add_argument("--otel", action="store_true",
+                   help="also export Claude Code's own telemetry to ccstream's OTLP receiver (the env block)")
+    i.add_argument("--otel-endpoint", default=None,
+                   help="OTLP/HTTP endpoint (default: http://127.0.0.1:<CCSTREAM_OTLP_PORT>)")
+    i.add_argument("--otel-protocol", choices=("http/protobuf", "http/json"), default="http/protobuf")
+    u = sub.add_parser("uninstall", help="remove ccstream's handlers (and its --otel env block), keep everything else")
     scoped(u)
     s = sub.add_parser("status", help="where the hooks are installed, whether Redis answers, the spool")
     s.add_argument("--project-dir", type=Path, default=None)
@@ -276,11 +384,33 @@ def main(argv: list[str] | None = None) -> int:
                 changed, backup = uninstall(path)
                 verb = "removed from" if changed else "not installed in"
             print(f"ccstream hooks {verb} {path}" + (f" (backup: {backup})" if backup else ""))
+            if args.action == "install" and args.otel:
+                return _install_otel(path, args.otel_endpoint, args.otel_protocol)
+            if args.action == "uninstall" and otel_sidecar(path).exists():
+                changed, _ = uninstall_otel(path)
+                print(f"ccstream telemetry env {'restored in' if changed else 'unchanged in'} {path}")
             return 0
         return status(args.project_dir)
     except (SettingsFileError, FileNotFoundError, OSError) as exc:
         print(f"ccstream hooks: {exc}", file=sys.stderr)
         return 1
+
+
+def _install_otel(path: Path, endpoint: str | None, protocol: str) -> int:
+    from stream.otel.guard import is_loopback
+
+    settings = load_settings()
+    if endpoint is None:
+        if not settings.otlp_port:
+            print("ccstream hooks: the OTLP receiver is off (CCSTREAM_OTLP_PORT=0); set a port or pass "
+                  "--otel-endpoint", file=sys.stderr)
+            return 1
+        host = settings.otlp_host if is_loopback(settings.otlp_host) else "127.0.0.1"
+        endpoint = f"http://{host}:{settings.otlp_port}"
+    changed, _ = install_otel(path, otel_env(endpoint, settings.otlp_token, protocol))
+    print(f"ccstream telemetry env {'written to' if changed else 'already in'} {path}: Claude Code exports to "
+          f"{endpoint} (restart Claude Code to apply)")
+    return 0
 
 
 def status(project_dir: Path | None = None) -> int:

@@ -230,6 +230,9 @@ def main_sessions(argv: Sequence[str] | None = None, query: Query | None = None,
                 ("models", "models", _models), ("tool_calls", "tool calls", _int),
                 ("tool_errors", "tool errors", _int), ("compactions", "compactions", _int),
                 ("subagents", "subagents", _int), ("total_tokens", "tokens", _int), ("cost_usd", "cost", _money)]
+        if any(r.get("otel_user") for r in rows):  # Claude Code's telemetry reaches ccstream (docs/otel.md)
+            cols[1:1] = [("otel_user", "user", lambda v: str(v or ""))]
+            cols.append(("cc_cost_usd", "cost (Claude Code)", _money))
         foot = {"session_id": f"{len(rows)} sessions",
                 **{k: sum(float(r.get(k) or 0) for r in rows) for k in ("total_tokens", "cost_usd", "turns",
                                                                         "tool_calls")}}

@@ -17,6 +17,7 @@ from typing import Any
 from stream.store.client import ClickHouse
 from stream.store.extraction import RAW_CHUNKS_DDL
 from stream.store.extraction import view_ddl as raw_chunks_view_ddl
+from stream.store.otel_schema import OTEL_MIGRATION_NAME, OTEL_STATEMENTS
 from stream.store.views import VIEW_MIGRATIONS
 
 
@@ -206,6 +207,7 @@ MIGRATIONS: list[Migration] = [
     # the sink's fast path: whole chunks in, rows extracted by ClickHouse (stream/store/extraction.py)
     Migration(3, "raw_chunks and the view that extracts claude_raw_traces from them",
               [RAW_CHUNKS_DDL, raw_chunks_view_ddl()]),
+    Migration(5, OTEL_MIGRATION_NAME, OTEL_STATEMENTS),  # Claude Code's OpenTelemetry (otel_schema.py)
 ]
 
 

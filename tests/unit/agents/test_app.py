@@ -17,7 +17,8 @@ from stream.config import Settings
 
 def _settings(tmp_path: Path, **kw: object) -> Settings:
     base: dict[str, object] = dict(data_dir=tmp_path / "data", claude_roots=[tmp_path / "projects"],
-                                   kafka_bootstrap="127.0.0.1:1", broker_is_ephemeral=True)
+                                   kafka_bootstrap="127.0.0.1:1", broker_is_ephemeral=True,
+                                   otlp_port=0)  # the OTLP receiver: tests/unit/otel/test_wiring.py
     base.update(kw)
     return Settings(**base)  # type: ignore[arg-type]
 
