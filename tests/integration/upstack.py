@@ -37,6 +37,7 @@ class UpStack:
             "CCSTREAM_PARTIAL_LINE_QUIET": "1.0",
             "CCSTREAM_SCAN_INTERVAL": "3",
             "CCSTREAM_HOST": "test-host",
+            "CCSTREAM_OTLP_PORT": "0",  # 4318 is one port for the whole machine; a test that wants it sets one
             "PYTHONUNBUFFERED": "1",
         })
         self.env.pop("CCSTREAM_REDIS_URL", None)

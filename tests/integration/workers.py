@@ -23,7 +23,8 @@ class CcstreamProcess(ManagedProcess):
     def __init__(self, command: str, data_dir: Path, settings: dict[str, str], *, web: bool = True) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CCSTREAM_")}
         self.web_port = free_port() if web else None
-        env.update({"CCSTREAM_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"})
+        # no OTLP receiver unless a test asks for one: 4318 is one port for the whole machine
+        env.update({"CCSTREAM_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", "CCSTREAM_OTLP_PORT": "0"})
         if self.web_port:
             env["CCSTREAM_WEB_PORT"] = str(self.web_port)
         env.update({f"CCSTREAM_{k.upper()}": v for k, v in settings.items()})
