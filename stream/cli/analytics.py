@@ -487,6 +487,8 @@ def _ordered(rows: list[dict[str, Any]], by: Sequence[str], order: str) -> list[
 def _add_breakdown(rows: list[dict[str, Any]], per_model: list[dict[str, Any]], by: Sequence[str]) -> None:
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for m in per_model:
+        if m.get("model") in ("", "<synthetic>") and not m.get("total_tokens"):
+            continue  # Claude Code's own placeholder messages: no tokens, no model to speak of
         groups.setdefault(tuple(m.get(k) for k in by), []).append(
             {k: v for k, v in m.items() if k not in by and k != "models"})
     for r in rows:
@@ -807,7 +809,8 @@ def _render_show(session_id: str, walk: list[tuple[int, Any]], conv: Any, full: 
         style = _STYLE.get(key, "white")
         label = _LABEL.get(key, turn.kind)
         when = local.strftime("%H:%M:%S") if local else turn.timestamp[11:19]
-        lines = turn_lines(turn, full=full)
+        # a turn with no text (a whitespace-only block) says so rather than repeating its kind
+        lines = turn_lines(turn, full=full, fallback=False) or ["(no text)"]
         console.print(f"{pad}[dim]{when}[/dim] [{style}]{label:>7}[/{style}] {escape(lines[0])}")
         for extra in lines[1:]:
             for sub in extra.split("\n"):

@@ -79,26 +79,24 @@ def main_version(argv: list[str] | None = None) -> int:
 
 def suggest(name: str) -> str:
     """' (did you mean `ccstream tokens`?)' for a near miss, else ''."""
-    close = difflib.get_close_matches(name, list(COMMANDS), n=2, cutoff=0.6)
+    close = difflib.get_close_matches(name, list(COMMANDS), n=2, cutoff=0.75)
     if not close:
         close = [c for c in COMMANDS if c.startswith(name)] if len(name) >= 2 else []
     return f"; did you mean {' or '.join(f'`ccstream {c}`' for c in close[:2])}?" if close else ""
 
 
 def check_data_dir(path: Path) -> None:
-    """The data dir must be a directory we can write, or creatable; say which and what to do otherwise."""
+    """The data dir must be a directory we can write (created when missing, as every command that keeps
+    state would create it anyway); say which and what to do otherwise."""
     fix = "set CCSTREAM_DATA_DIR to a directory you can write (default ~/.ccstream)"
-    if path.exists():
-        if not path.is_dir():
-            raise UserError(f"the data dir {path} is not a directory; {fix}")
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise UserError(f"the data dir {path} is not writable by this user; {fix}")
-        return
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"the data dir {path} does not exist and cannot be created under {parent}; {fix}")
+    if path.exists() and not path.is_dir():
+        raise UserError(f"the data dir {path} is not a directory; {fix}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"the data dir {path} cannot be created ({exc.strerror or exc}); {fix}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"the data dir {path} is not writable by this user; {fix}")
 
 
 def preflight(command: str, args: list[str]) -> None:
@@ -168,7 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if debug:
             raise
-        print(f"ccstream {command}: {one_line(exc)} (--debug shows the traceback)", file=sys.stderr)
+        from stream.config import ConfigError
+
+        hint = "" if isinstance(exc, UserError | ConfigError) else " (--debug shows the traceback)"
+        print(f"ccstream {command}: {one_line(exc)}{hint}", file=sys.stderr)
         return 1
 
 
@@ -178,7 +179,8 @@ def one_line(exc: BaseException) -> str:
 
     if isinstance(exc, UserError | ConfigError):
         return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if isinstance(exc, PermissionError | NotADirectoryError | IsADirectoryError | FileExistsError):
+    if isinstance(exc, PermissionError | NotADirectoryError | IsADirectoryError | FileExistsError
+                  | FileNotFoundError):
         where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
         return (f"cannot use{where}: {exc.strerror or exc}; check CCSTREAM_DATA_DIR and the paths in the "
                 "config file")
