@@ -22,7 +22,9 @@ class Backlog:
         return self.files == 0
 
     def text(self) -> str:
-        return "caught up" if self.caught_up else f"{self.files} files ({human_bytes(self.bytes)}) behind"
+        if self.caught_up:
+            return "caught up"
+        return f"{self.files} file{'' if self.files == 1 else 's'} ({human_bytes(self.bytes)}) behind"
 
 
 def backlog(on_disk: Mapping[str, int], checkpoints: Mapping[str, int]) -> Backlog:
