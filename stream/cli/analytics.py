@@ -378,8 +378,8 @@ def main_sessions(argv: Sequence[str] | None = None, query: Query | None = None,
             return 0
         tz = _tz(args)
         cols = [col("session_id", "session", _short), col("started_at", f"started ({tz})", _time_in(tz)),
-                col("duration_s", "duration", _dur, 3), col("project", "project", _tail, 4, wrap=True),
-                col("turns", "turns", _int, 2), col("models", "models", _models, 5, wrap=True),
+                col("duration_s", "duration", _dur, 4), col("project", "project", _tail, 2, wrap=True),
+                col("turns", "turns", _int, 3), col("models", "models", _models, 5, wrap=True),
                 col("tool_calls", "tool calls", _int, 6), col("tool_errors", "tool errors", _int, 8),
                 col("compactions", "compactions", _int, 9), col("subagents", "subagents", _int, 7),
                 col("total_tokens", "tokens", _int, 1), col("cost_usd", "cost", _money)]

@@ -45,7 +45,7 @@ class Fit:
         if not self.dropped:
             return ""
         names = ", ".join(c.header for c in self.dropped)
-        return f"columns hidden to fit the terminal: {names} (--wide shows all)"
+        return f"hidden to fit: {names} (--wide shows all)"
 
 
 def _display_len(text: str) -> int:

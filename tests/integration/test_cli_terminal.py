@@ -114,8 +114,8 @@ def test_sessions_fit_the_terminal_without_splitting_numbers(store: dict[str, st
         row = next(line for line in text.splitlines() if r["session_id"][:8] in line)
         # the figures of each session sit whole on its own line
         assert f"{r['total_tokens']:,}" in row and f"${r['cost_usd']:,.2f}" in row, row
-    assert "columns hidden to fit the terminal:" in text and "(--wide shows all)" in text
-    hidden = text.split("columns hidden to fit the terminal: ")[1].split(" (--wide")[0].replace("\n", " ")
+    assert "hidden to fit:" in text and "(--wide shows all)" in text
+    hidden = text.split("hidden to fit: ")[1].split(" (--wide")[0].replace("\n", " ")
     for name in hidden.split(", "):
         assert f" {name} " not in text.split("\n", 3)[2]  # a hidden column has no header
     assert "12 sessions" in text
@@ -128,7 +128,7 @@ def test_wide_shows_every_column(store: dict[str, str]) -> None:
     assert rc == 0
     for header in ("project", "models", "tool calls", "tool errors", "compactions", "subagents", "tokens", "cost"):
         assert header in text
-    assert "columns hidden" not in text
+    assert "hidden to fit" not in text
     assert "10,146,389" in text  # c010174c's tokens, whole even in lines wider than the terminal
 
 

@@ -61,7 +61,7 @@ def test_lowest_priority_dropped_first_until_it_fits() -> None:
     f = fit(COLUMNS, cells, full - 1)
     assert [c.key for c in f.dropped] == ["tool_errors"]
     assert f.width <= full - 1
-    assert f.note() == "columns hidden to fit the terminal: tool errors (--wide shows all)"
+    assert f.note() == "hidden to fit: tool errors (--wide shows all)"
     tiny = fit(COLUMNS, cells, 20)
     # priority 0 is never dropped, even when the rest still does not fit
     assert [c.key for c in tiny.columns] == ["session", "cost"]
