@@ -312,13 +312,14 @@ def _output(args: argparse.Namespace, rows: list[dict[str, Any]], render: Callab
 NOTHING_IMPORTED = "nothing imported yet: run `ccstream up` (it imports every transcript, then follows them)"
 
 
-def _nothing_imported(query: Query, args: argparse.Namespace, out: IO[str]) -> bool:
-    """On an empty store say so (and print an empty document for --json) instead of a table of $0.00."""
+def _nothing_imported(query: Query, args: argparse.Namespace, out: IO[str], empty: Any = None) -> bool:
+    """On an empty store say so (and print the command's empty document for --json) instead of a table of
+    $0.00."""
     if not q.store_is_empty(query):
         return False
     print(f"ccstream: {NOTHING_IMPORTED}", file=sys.stderr)
     if getattr(args, "json", False):
-        _emit_json([], out)
+        _emit_json([] if empty is None else empty, out)
     return True
 
 
@@ -424,7 +425,7 @@ def main_tokens(argv: Sequence[str] | None = None, query: Query | None = None, p
         filters = _filters(args)
         tz = _tz(args)
         rows = _numeric(q.tokens(query, by, filters, pricing, args.grouping, args.start_of_week))
-        if not rows and _nothing_imported(query, args, out):
+        if not rows and _nothing_imported(query, args, out, {"by": by, "timezone": tz, "rows": [], "totals": {}}):
             return 0
         totals = _numeric([q.token_totals(query, filters, pricing)])[0]
         if "session" in by:
@@ -544,7 +545,8 @@ def main_blocks(argv: Sequence[str] | None = None, query: Query | None = None, p
                           recent=args.recent, gaps=args.gaps)
         if args.order == "desc":
             rows.reverse()
-        if not rows and not (args.active or args.live) and _nothing_imported(query, args, out):
+        if not rows and not (args.active or args.live) and _nothing_imported(
+                query, args, out, {"timezone": _tz(args), "now": jsonable(at), "blocks": []}):
             return 0
         if args.json:
             _emit_json({"timezone": _tz(args), "now": jsonable(at), "blocks": rows}, out)

@@ -252,7 +252,9 @@ def test_empty_store(tmp_path: Path) -> None:
     assert r.stderr == "ccstream: nothing imported yet: run `ccstream up` (it imports every transcript, then " \
                        "follows them)\n"
     r = ccstream(env, "tokens", "--json")
-    assert json.loads(r.stdout) == [] and "nothing imported yet" in r.stderr
+    assert json.loads(r.stdout)["rows"] == [] and "nothing imported yet" in r.stderr
+    assert json.loads(ccstream(env, "sessions", "--json").stdout) == []
+    assert json.loads(ccstream(env, "blocks", "--json").stdout)["blocks"] == []
     status = json.loads(ccstream(env, "status", "--json").stdout)
     assert status["store"]["last_insert"] == "never" and status["store"]["rows"] == 0
     assert status["import"]["up"].startswith("not running")
