@@ -847,6 +847,7 @@ def main_status(argv: Sequence[str] | None = None, query: Query | None = None, o
             store["last_insert"] = store["last_event"] = "never"
         report["import"] = _import_state(settings, query)
         report["followed_files"] = _followed_files(query)
+        report["recent_dead_letters"] = _recent_dead_letters(query)
         report["redis"] = _redis_status(settings)
         report["kafka"] = _kafka_status(settings)
         if args.json:
@@ -896,6 +897,19 @@ def _import_state(settings: Any, query: Query) -> dict[str, Any]:
     b = backlog(on_disk, {str(r["file_path"]): int(r["end_offset"]) for r in rows})
     out.update({"state": b.text(), "files_behind": b.files, "bytes_behind": b.bytes})
     return out
+
+
+def _recent_dead_letters(query: Query, n: int = 5) -> Any:
+    """The latest dead letters (when, why, where), so a bad line shows up here as soon as it is stored."""
+    try:
+        rows = query("SELECT detected_at, reason, file_path, line_no FROM dead_letters FINAL "
+                     f"ORDER BY ingested_at DESC, detected_at DESC LIMIT {int(n)}", None)
+    except Exception as exc:
+        return f"unavailable ({str(exc).splitlines()[0][:80]})"
+    if not rows:
+        return "none"
+    return {f"{_time(r['detected_at'])} UTC": f"{r['reason']} at {_tail(r['file_path'])}:{r['line_no']}"
+            for r in _numeric(rows)}
 
 
 def _followed_files(query: Query) -> Any:

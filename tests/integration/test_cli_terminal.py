@@ -38,6 +38,10 @@ from tests.integration.test_analytics import load
 ch = connect("chdb://" + sys.argv[1])
 migrate(ch, all_migrations())
 print(load(ch, Path(sys.argv[2])))
+# one bad line, as the sink stores it: `status` lists it
+ch.command("INSERT INTO dead_letters (host, file_path, file_id, incarnation, byte_offset, line_no, length, "
+           "reason, sample, detected_at, ingested_at) VALUES ('h', '/r/projects/p/s.jsonl', 'f', 0, 10, 3, 5, "
+           "'invalid_json', '{', '2026-02-12 10:00:00.000', now64(3))")
 ch.close()
 """
 
@@ -235,6 +239,15 @@ def test_sql_formats(store: dict[str, str]) -> None:
     assert csv_.stdout.splitlines()[0] == '"type","n"'
     clash = ccstream(store, "sql", q + " FORMAT JSON", "--format", "csv")
     assert clash.returncode == 2 and "keep one" in clash.stderr
+
+
+def test_status_lists_recent_dead_letters_and_freshness(store: dict[str, str]) -> None:
+    status = json.loads(ccstream(store, "status", "--json").stdout)
+    assert status["store"]["dead_letters"] == 1 and status["store"]["rows"] == 18_918
+    assert status["recent_dead_letters"] == {"2026-02-12 10:00 UTC": "invalid_json at p/s.jsonl:3"}
+    assert status["import"]["up"].startswith("not running")
+    rc, text = in_pty(store, 80, "tools", "--limit", "3")
+    assert rc == 0 and "data as of the last insert" in text and "`ccstream up` is not running" in text
 
 
 def test_db_status_json_after_the_subcommand(store: dict[str, str]) -> None:
