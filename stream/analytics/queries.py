@@ -41,8 +41,8 @@ CCUSAGE_DIMENSIONS: dict[str, str] = {"session": "ccusage_session", "project": "
 
 @dataclass(frozen=True, slots=True)
 class Filters:
-    since: dt.date | None = None  # inclusive, UTC day
-    until: dt.date | None = None  # inclusive, UTC day
+    since: dt.date | None = None  # inclusive, a day in ``timezone`` (UTC when None)
+    until: dt.date | None = None  # inclusive, likewise
     project: str | None = None  # substring of the project path (cwd), case-insensitive
     timezone: str | None = None  # IANA name the days are taken in (since/until, --by day/week/month); None: UTC
 
