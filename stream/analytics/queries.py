@@ -29,16 +29,22 @@ DIMENSIONS: dict[str, str] = {
     "host": "host",
     "user": "user",
     "agent": "agent_id",
+    # calendar periods: rewritten for --timezone and the first day of the week by _period_expr
+    "week": "toStartOfWeek(day, 0)",
+    "month": "formatDateTime(day, '%Y-%m')",
 }
+PERIODS = ("day", "week", "month")
+WEEK_MODES = {"sunday": 0, "monday": 1}  # toStartOfWeek's mode: the week's first day (ccusage: sunday)
 # ccusage's grouping (by file path), for comparing with `ccusage claude session`
 CCUSAGE_DIMENSIONS: dict[str, str] = {"session": "ccusage_session", "project": "ccusage_project"}
 
 
 @dataclass(frozen=True, slots=True)
 class Filters:
-    since: dt.date | None = None  # inclusive, UTC day
-    until: dt.date | None = None  # inclusive, UTC day
+    since: dt.date | None = None  # inclusive, a day in ``timezone`` (UTC when None)
+    until: dt.date | None = None  # inclusive, likewise
     project: str | None = None  # substring of the project path (cwd), case-insensitive
+    timezone: str | None = None  # IANA name the days are taken in (since/until, --by day/week/month); None: UTC
 
     def params(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -59,13 +65,40 @@ def parse_day(text: str) -> dt.date:
     return dt.date.fromisoformat(text)
 
 
+_TZ_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$")
+
+
+def tz_literal(name: str) -> str:
+    """A timezone name as a SQL string literal (toDate's timezone must be a constant, not a parameter);
+    only IANA-shaped names pass, so nothing else reaches the SQL."""
+    if not _TZ_NAME.match(name):
+        raise ValueError(f"{name!r} is not a timezone name (e.g. UTC, Europe/Berlin)")
+    return f"'{name}'"
+
+
+def _to_date(expr: str, filters: Filters) -> str:
+    """The day of a DateTime (or of token_usage's ``day``) in the filters' timezone."""
+    if not filters.timezone:
+        return f"toDate({expr})"
+    return f"toDate({'timestamp' if expr == 'day' else expr}, {tz_literal(filters.timezone)})"
+
+
+def _period_expr(name: str, filters: Filters, week_start: str = "sunday") -> str:
+    day = _to_date("day", filters) if filters.timezone else "day"
+    if name == "day":
+        return day
+    if name == "week":
+        return f"toStartOfWeek({day}, {WEEK_MODES[week_start]})"
+    return f"formatDateTime({day}, '%Y-%m')"
+
+
 def _where(filters: Filters, day: str, project: str = "project", start: str | None = None) -> list[str]:
     """Conditions for a relation with a day expression (or a start..end span when ``start`` is given)."""
     conds: list[str] = []
     if filters.since is not None:
-        conds.append(f"toDate({day}) >= {{since:Date}}")
+        conds.append(f"{_to_date(day, filters)} >= {{since:Date}}")
     if filters.until is not None:
-        conds.append(f"toDate({start or day}) <= {{until:Date}}")
+        conds.append(f"{_to_date(start or day, filters)} <= {{until:Date}}")
     if filters.project:
         conds.append(f"positionCaseInsensitive({project}, {{project:String}}) > 0")
     return conds
@@ -84,7 +117,8 @@ def _cost(pricing: PriceTable) -> str:
 # ---- tokens -------------------------------------------------------------------------------------------
 
 
-def tokens_sql(by: Sequence[str], filters: Filters, pricing: PriceTable, grouping: str = "ccstream") -> str:
+def tokens_sql(by: Sequence[str], filters: Filters, pricing: PriceTable, grouping: str = "ccstream",
+               week_start: str = "sunday") -> str:
     """Token usage and cost grouped by the ``by`` dimensions (in that order)."""
     if not by:
         raise ValueError("group by at least one of: " + ", ".join(DIMENSIONS))
@@ -93,6 +127,8 @@ def tokens_sql(by: Sequence[str], filters: Filters, pricing: PriceTable, groupin
         if name not in DIMENSIONS:
             raise ValueError(f"unknown dimension {name!r}; known: {', '.join(DIMENSIONS)}")
         col = CCUSAGE_DIMENSIONS.get(name, DIMENSIONS[name]) if grouping == "ccusage" else DIMENSIONS[name]
+        if name in PERIODS:
+            col = _period_expr(name, filters, week_start)
         dims.append((name, col))
     if grouping == "ccusage" and "session" in by and "project" not in by:
         dims.insert(0, ("project", CCUSAGE_DIMENSIONS["project"]))  # a ccusage session is (project, session)
@@ -135,8 +171,8 @@ ORDER BY {group_inner}
 
 
 def tokens(query: Query, by: Sequence[str], filters: Filters, pricing: PriceTable,
-           grouping: str = "ccstream") -> list[dict[str, Any]]:
-    return query(tokens_sql(by, filters, pricing, grouping), filters.params())
+           grouping: str = "ccstream", week_start: str = "sunday") -> list[dict[str, Any]]:
+    return query(tokens_sql(by, filters, pricing, grouping, week_start), filters.params())
 
 
 def token_totals(query: Query, filters: Filters, pricing: PriceTable) -> dict[str, Any]:
@@ -312,3 +348,49 @@ def store_status(query: Query) -> dict[str, Any]:
     except Exception as exc:  # an older store without the table: say so rather than fail the command
         out["dead_letters"] = f"unavailable ({str(exc).splitlines()[0][:80]})"
     return out
+
+
+# ---- per-session activity and per-response entries (tokens --by session, blocks) -------------------------
+
+
+def session_activity(query: Query, filters: Filters, grouping: str = "ccstream") -> list[dict[str, Any]]:
+    """Per session: its last response's time and its project (the one of its latest response), for sorting
+    `tokens --by session` by last activity and showing where each session ran."""
+    key = CCUSAGE_DIMENSIONS["session"] if grouping == "ccusage" else "session_id"
+    project = CCUSAGE_DIMENSIONS["project"] if grouping == "ccusage" else "project"
+    return query(
+        f"SELECT {key} AS session, {project} AS project_key, max(timestamp) AS last_activity, "
+        f"argMax(project, timestamp) AS project_path FROM token_usage WHERE {_and(_where(filters, 'day'))} "
+        f"GROUP BY session, project_key",
+        filters.params(),
+    )
+
+
+def usage_entries(query: Query, filters: Filters) -> list[dict[str, Any]]:
+    """One row per API response (deduplicated as ``token_usage`` is), oldest first: the input of the
+    5-hour billing blocks (stream/analytics/blocks.py)."""
+    return query(
+        "SELECT timestamp, model, session_id, project, input_tokens, output_tokens, cache_creation_input_tokens, "
+        "cache_read_input_tokens, cache_creation_1h FROM token_usage "
+        f"WHERE {_and(_where(filters, 'day'))} ORDER BY timestamp",
+        filters.params(),
+    )
+
+
+def session_cost(query: Query, session_id: str, pricing: PriceTable) -> float:
+    """The estimated cost of one session's responses (the header of `ccstream show`)."""
+    rows = query(
+        f"""SELECT round(sum(t_cost), 6) AS cost_usd FROM (
+    SELECT model, sum(input_tokens) AS t_in, sum(output_tokens) AS t_out, sum(cache_creation_input_tokens) AS t_cc,
+           sum(cache_read_input_tokens) AS t_cr, sum(cache_creation_1h) AS t_cc1h,
+           {pricing.sql_price_index("model")} AS t_pidx, {_cost(pricing)} AS t_cost
+    FROM token_usage WHERE session_id = {{s:String}} GROUP BY model)""",
+        {"s": session_id},
+    )
+    return float(rows[0]["cost_usd"] or 0) if rows else 0.0
+
+
+def store_is_empty(query: Query) -> bool:
+    """Nothing imported at all (the analytics commands then say so instead of printing $0.00)."""
+    rows = query("SELECT count() AS n FROM (SELECT 1 FROM claude_raw_traces LIMIT 1)", None)
+    return not rows or int(rows[0]["n"]) == 0

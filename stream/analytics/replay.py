@@ -356,9 +356,28 @@ def tool_summary(block: Block, width: int = 100) -> str:
     return f"{block.name}({_one_line(arg, width)})"
 
 
-def turn_lines(turn: Turn, full: bool = False, width: int = 160) -> list[str]:
-    """What `ccstream show` prints for a turn: collapsed tool calls unless ``full``."""
+def hook_summary(obj: Mapping[str, Any]) -> str:
+    """A ``stop_hook_summary`` system line as what it is: which Stop hooks ran and how they ended."""
+    raw_infos = obj.get("hookInfos")
+    infos: list[Any] = raw_infos if isinstance(raw_infos, list) else []
+    commands = [str(i.get("command")) for i in infos if isinstance(i, Mapping) and i.get("command")]
+    count = obj.get("hookCount") if isinstance(obj.get("hookCount"), int) else len(commands)
+    errors = obj.get("hookErrors") if isinstance(obj.get("hookErrors"), list) else []
+    text = f"stop hooks: {count} ran" + (f", {len(errors)} failed" if errors else "")
+    if obj.get("preventedContinuation"):
+        text += f", stopped the turn: {obj.get('stopReason') or 'no reason given'}"
+    if commands:
+        text += " (" + "; ".join(_one_line(c, 60) for c in commands) + ")"
+    return text
+
+
+def turn_lines(turn: Turn, full: bool = False, width: int = 160, fallback: bool = True) -> list[str]:
+    """What `ccstream show` prints for a turn: collapsed tool calls unless ``full``. A turn with nothing to
+    show (a whitespace-only text block) gives ``[turn.kind]`` for display, or ``[]`` when not ``fallback``
+    (``--json`` invents no text)."""
     out: list[str] = []
+    if turn.subtype == "stop_hook_summary":
+        return [hook_summary(turn.obj)]
     if turn.kind == "compact_boundary":
         meta = turn.obj.get("compactMetadata") or turn.obj.get("microcompactMetadata") or {}
         pre = meta.get("preTokens") if isinstance(meta, Mapping) else None
@@ -387,6 +406,6 @@ def turn_lines(turn: Turn, full: bool = False, width: int = 160) -> list[str]:
             else:
                 n = b.text.count("\n") + 1 if b.text else 0
                 out.append(f"← {mark} {b.name} ({n} lines) {_one_line(b.text, width // 2)}")
-        else:
+        elif b.text.strip():
             out.append(b.text)
-    return out or [turn.kind]
+    return out or ([turn.kind] if fallback else [])

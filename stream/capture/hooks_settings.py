@@ -354,7 +354,9 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--settings-file", type=Path, default=None,
                         help="edit this settings.json instead of the scope's")
 
-    i = sub.add_parser("install", help="add ccstream's handlers (idempotent)")
+    i = sub.add_parser("install", help="add ccstream's handlers (idempotent)",
+                       description="Add ccstream's hook handlers to a Claude Code settings.json, keeping every "
+                                   "other hook and setting; running it again changes nothing.")
     scoped(i)
     i.add_argument("--command", default=None,
                    help="hook command to install (default: '<absolute path of ccstream> hook')")
@@ -364,10 +366,15 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--otel-endpoint", default=None,
                    help="OTLP/HTTP endpoint (default: http://127.0.0.1:<CCSTREAM_OTLP_PORT>)")
     i.add_argument("--otel-protocol", choices=("http/protobuf", "http/json"), default="http/protobuf")
-    u = sub.add_parser("uninstall", help="remove ccstream's handlers (and its --otel env block), keep everything else")
+    u = sub.add_parser("uninstall", help="remove ccstream's handlers (and its --otel env block), keep everything else",
+                       description="Remove ccstream's hook handlers (and the env block `install --otel` wrote, restoring what it replaced) from a Claude Code settings.json; other "
+                                   "hooks and settings stay as they are.")
     scoped(u)
-    s = sub.add_parser("status", help="where the hooks are installed, whether Redis answers, the spool")
-    s.add_argument("--project-dir", type=Path, default=None)
+    s = sub.add_parser("status", help="where the hooks are installed, whether Redis answers, the spool",
+                       description="Show in which settings files ccstream's hooks are installed, whether the "
+                                   "Redis they write to answers, and what waits in the spool.")
+    s.add_argument("--project-dir", type=Path, default=None,
+                   help="project root whose .claude settings to check (default: current directory)")
     return p
 
 

@@ -15,10 +15,16 @@ def main(argv: list[str] | None = None) -> int:
         description="Apply or list ClickHouse schema migrations. Migrations are idempotent and also run "
                     "whenever a sink worker starts. With the embedded store, stop `ccstream up` first "
                     "(it owns the store and has already migrated it).")
-    sub = p.add_subparsers(dest="action", required=True)
-    sub.add_parser("migrate", help="apply every pending migration")
-    sub.add_parser("status", help="list migrations and whether each is applied")
     p.add_argument("--json", action="store_true", help="print JSON")
+    # --json also after the subcommand (`db status --json`); SUPPRESS keeps a value given before it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+    sub = p.add_subparsers(dest="action", required=True, metavar="{migrate,status}")
+    sub.add_parser("migrate", parents=[common], help="apply every pending migration",
+                   description="Apply every pending schema migration to the store (idempotent).")
+    sub.add_parser("status", parents=[common], help="list migrations and whether each is applied",
+                   description="List the schema migrations, each with its version, name and whether it is "
+                               "applied.")
     args = p.parse_args(argv)
 
     from stream.stack.up import is_running

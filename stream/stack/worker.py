@@ -44,8 +44,11 @@ def parser(prog: str = "ccstream worker") -> argparse.ArgumentParser:
         p.add_argument("--no-bridge", action="store_true",
                        help="do not forward hook events from Redis in this process (run `ccstream bridge` "
                             "separately instead)")
-    p.add_argument("--loglevel", default=os.environ.get("CCSTREAM_LOGLEVEL", "info"),
-                   help="debug, info, warning, error (default: info)")
+    p.add_argument("--log-level", dest="loglevel", default=os.environ.get("CCSTREAM_LOGLEVEL", "info"),
+                   type=str.lower, choices=("debug", "info", "warning", "error", "critical"),
+                   help="debug, info, warning, error (default: info, or CCSTREAM_LOGLEVEL)")
+    # the old spelling keeps working in scripts and units written for it
+    p.add_argument("--loglevel", dest="loglevel", type=str.lower, help=argparse.SUPPRESS)
     return p
 
 
