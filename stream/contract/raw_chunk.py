@@ -69,8 +69,9 @@ def _joined(records: Sequence[Record]) -> bytes:
 class RawChunk:
     """Records of one file read together: the unit that travels through ``ccstream.raw-events``.
 
-    The fields up to ``redactions`` but ``message`` are the header, in wire order; adding one is one line
-    here (plus from_records' signature, which a unit test keeps in step) and the JSON schema."""
+    Every field but ``message`` is a header field, declared with its wire form (``_wire``) in wire order;
+    adding one is one line here, a parameter of from_records (a unit test keeps the two in step) and the JSON
+    schema (stream/contract/schemas/raw-chunk-header.schema.json)."""
 
     host: str = field(metadata=_wire())
     user: str = field(metadata=_wire())
@@ -142,18 +143,20 @@ class RawChunk:
 
     def validate(self) -> RawChunk:
         """The chunk itself if its lines agree with its header; MalformedChunk otherwise."""
-        n, lines = len(self.offsets), self.line_count()
-        if lines != n:
-            raise MalformedChunk(f"raw chunk of {self.path}: the header lists {n} records, the message holds "
-                                 f"{lines} lines")
+        self._check_lines(self.line_count())
         return self
 
     def records(self) -> list[Record]:
         """The lines split into records (the slow path; the sink's fast path never calls this). MalformedChunk
         if their number differs from the header's."""
-        self.validate()
-        raws = self.body().split(b"\n") if self.offsets else []
+        raws = self.body().split(b"\n") if b"\n" in self.message else []
+        self._check_lines(len(raws))
         return [Record(o, n, r) for o, n, r in zip(self.offsets, self.line_nos, raws, strict=True)]
+
+    def _check_lines(self, lines: int) -> None:
+        if lines != len(self.offsets):
+            raise MalformedChunk(f"raw chunk of {self.path}: the header lists {len(self.offsets)} records, the "
+                                 f"message holds {lines} lines")
 
     # ---- the wire ------------------------------------------------------------------------------------------
     def header(self) -> dict[str, Any]:
