@@ -28,7 +28,7 @@ from stream.store.commit import (
     table_token,
 )
 from stream.store.extraction import RAW_CHUNK_COLUMNS
-from stream.store.writer import RawChunkRow, TraceWriter
+from stream.store.writer import DeadLetterRow, RawChunkRow, SessionEventRow, TraceWriter
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -201,8 +201,9 @@ def test_write_chunks_commits_rows_then_dead_letters_then_checkpoints() -> None:
     assert rec.inserts == [("raw_chunks", "T:raw_chunks", 2),  # the chunk of bad lines only has no row
                            ("dead_letters", "T:dead_letters", 1),
                            ("file_checkpoints", "T:file_checkpoints", 3)]
-    (row,) = [r for r in rec.stored["raw_chunks"] if r[2] == "a"]
-    assert isinstance(row, RawChunkRow) and list(RawChunkRow._fields) == RAW_CHUNK_COLUMNS
+    assert all(isinstance(r, RawChunkRow) for r in rec.stored["raw_chunks"])
+    assert list(RawChunkRow._fields) == RAW_CHUNK_COLUMNS  # the columns of the raw_chunks table, in order
+    (row,) = [r for r in rec.stored["raw_chunks"] if r.file_id == "a"]
     assert row.message == batch[0].headed_body() and row.offsets == batch[0].offsets
 
 
@@ -225,7 +226,8 @@ def test_a_failure_in_a_later_step_leaves_the_earlier_tokens_unchanged_on_retry(
         assert writer.write_chunks(batch, "T") == 6  # 7 lines, the poisoned one in dead_letters
         assert rec.tokens()[:len(first)] == first  # every earlier step under the same tokens, in the same order
         assert rec.tokens() == first  # and the checkpoints' too, now stored
-        reasons = [r[7] for r in rec.stored["dead_letters"]]
+        assert all(isinstance(r, DeadLetterRow) for r in rec.stored["dead_letters"])
+        reasons = [r.reason for r in rec.stored["dead_letters"]]
         assert sorted(reasons)[0] == "not_json" and any("rejected by ClickHouse" in r for r in reasons)
 
 
@@ -250,4 +252,5 @@ def test_session_events_commit_rows_then_their_dead_letters() -> None:
     assert [t for t, _, _ in rec.inserts][-1] == "dead_letters"
     assert rec.tokens()[0] == "E:session_events" and rec.tokens()[-1] == "E:dead_letters"
     (d,) = rec.stored["dead_letters"]
-    assert d[2] == "event:e1" and d[7].startswith("session event rejected by ClickHouse")
+    assert isinstance(d, DeadLetterRow) and isinstance(rec.stored["session_events"][0], SessionEventRow)
+    assert d.file_id == "event:e1" and d.reason.startswith("session event rejected by ClickHouse")
