@@ -14,9 +14,10 @@ from typing import Any
 import faust
 
 from agents.runtime import Runtime
-from agents.sink import batch_token, decode_batch, insert_with_retry
+from agents.sink import decode_batch, insert_with_retry, positions
 from stream.contract.otel_record import OtelRecord
 from stream.otel.writer import write_otel
+from stream.store.commit import batch_token
 
 log = logging.getLogger("ccstream.otel.sink")
 
@@ -31,7 +32,7 @@ def register(app: faust.App, rt: Runtime) -> None:
             records = decode_batch(events, OtelRecord.decode, "otel record")
             if not records:
                 continue
-            token = batch_token(s.topic_otel, events, [i for r in records for i in r.record_ids()])
+            token = batch_token(s.topic_otel, positions(events), [i for r in records for i in r.record_ids()])
             stored = await insert_with_retry(rt, f"{sum(r.row_count() for r in records)} otel rows",
                                              functools.partial(write_otel, rt.writer.ch, records, token))
             rt.stats.rows_inserted += stored

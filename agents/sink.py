@@ -1,17 +1,17 @@
 """The sink role: raw chunks, session events and dead letters from Kafka into ClickHouse.
 
-Batches are taken by count and time (`take_events`), inserted from a thread (chDB has no async client),
-with an insert deduplication token derived from the batch's topic/partition/offset ranges, and acknowledged
-only after the insert succeeded: Faust commits an offset only for acknowledged events, so a crash between
-insert and commit re-delivers the batch and ClickHouse drops it (token) or merges it (ReplacingMergeTree).
-ClickHouse down: retry with exponential backoff, commit nothing, lose nothing.
+Batches are taken by count and time (`take_events`), inserted from a thread (chDB has no async client) as
+Commits (stream/store/commit.py: the tokens and the order rows → dead letters → checkpoints), and
+acknowledged only after every commit of the batch succeeded: Faust commits an offset only for acknowledged
+events, so a crash between insert and commit re-delivers the batch and ClickHouse drops it (same tokens) or
+merges it (ReplacingMergeTree). ClickHouse down: retry with exponential backoff (stream/backoff.py),
+acknowledge nothing, lose nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -20,84 +20,47 @@ from typing import Any, TypeVar
 import faust
 
 from agents.runtime import Runtime
+from stream.backoff import Backoff
 from stream.contract.dead_letter import DeadLetter
 from stream.contract.raw_chunk import RawChunk
 from stream.contract.session_event import SessionEvent
+from stream.store.commit import batch_token, chunk_identity, concurrent_commits, dead_letter_identity
 
 log = logging.getLogger("ccstream.sink")
 T = TypeVar("T")
+RETRY_START_SECONDS = 0.2  # the first wait after ClickHouse was found unavailable
 
 
-def batch_token(topic: str, events: Sequence[Any], content: Sequence[str]) -> str:
-    """Deterministic for a re-delivered batch, distinct for any other: the topic/partition/offset ranges AND
-    the identities of what the batch carries. Offsets alone are not enough: the embedded broker starts empty
-    after a restart, so offsets repeat with other content, and ClickHouse would drop the new rows as
-    duplicates of the old batch."""
-    ranges: dict[int, list[int]] = {}
-    for ev in events:
-        msg = ev.message
-        lo_hi = ranges.setdefault(msg.partition, [msg.offset, msg.offset])
-        lo_hi[0] = min(lo_hi[0], msg.offset)
-        lo_hi[1] = max(lo_hi[1], msg.offset)
-    h = hashlib.sha1(topic.encode())
-    h.update(";".join(f"{p}:{lo}-{hi}" for p, (lo, hi) in sorted(ranges.items())).encode())
-    for item in content:
-        h.update(b"\0" + item.encode())
-    return h.hexdigest()
-
-
-def chunk_identity(c: RawChunk) -> str:
-    offsets = c.offsets()
-    first = offsets[0] if offsets else c.end_offset
-    return f"{c.file_id}/{c.incarnation}/{first}-{c.end_offset}"
+def positions(events: Sequence[Any]) -> list[tuple[int, int]]:
+    """(partition, offset) of each event of a batch, for its token."""
+    return [(ev.message.partition, ev.message.offset) for ev in events]
 
 
 async def insert_with_retry(rt: Runtime, what: str, fn: Callable[[], T]) -> T:
     """Run the blocking insert `fn` in a thread until it succeeds. ClickHouseUnavailable (unreachable, timed out,
     overloaded, closed) is waited out with exponential backoff, capped at sink_retry_max_seconds; the caller's
     events stay unacknowledged meanwhile, so Faust commits nothing past them and a crash loses nothing.
-    Other errors propagate: a row ClickHouse rejects never gets here (the writer bisects it into dead_letters)."""
+    Other errors propagate: a row ClickHouse rejects never gets here (the commit bisects it into dead_letters).
+    Each attempt is a new Commit of the same batch token: what an earlier attempt stored is dropped by token."""
     from stream.store.client import ClickHouseUnavailable
 
-    delay = 0.2
-    failures = 0
+    backoff = Backoff(start=RETRY_START_SECONDS, maximum=rt.settings.sink_retry_max_seconds)
     first_failure = 0.0
     while True:
         try:
             result = await asyncio.to_thread(fn)
         except ClickHouseUnavailable as exc:
-            if not failures:
+            if not backoff.failures:
                 first_failure = time.monotonic()
-            failures += 1
             rt.stats.insert_retries += 1
             log.warning("ClickHouse unavailable while inserting %s (attempt %d, %s): retrying in %.1fs; nothing "
-                        "is committed meanwhile", what, failures, exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, rt.settings.sink_retry_max_seconds)
+                        "is committed meanwhile", what, backoff.failures + 1, exc, backoff.delay)
+            await backoff.wait()
             continue
-        if failures:
-            log.warning("ClickHouse is back: inserted %s after %d failed attempts over %.1fs", what, failures,
-                        time.monotonic() - first_failure)
+        if backoff.failures:
+            log.warning("ClickHouse is back: inserted %s after %d failed attempts over %.1fs", what,
+                        backoff.failures, time.monotonic() - first_failure)
         return result
-
-
-def split_by_file(chunks: Sequence[RawChunk], parts: int) -> list[list[RawChunk]]:
-    """The batch in at most `parts` groups for concurrent inserts, about equal in rows. A file's chunks stay
-    together and in order, so one insert writes a file's rows and checkpoints in sequence: a checkpoint never
-    gets ahead of rows of its file that another insert has not stored yet. Deterministic for a given batch."""
-    by_file: dict[str, list[RawChunk]] = {}
-    for c in chunks:
-        by_file.setdefault(c.file_id, []).append(c)
-    n = max(1, min(parts, len(by_file)))
-    sizes = [0] * n
-    group_of: dict[str, int] = {}
-    for fid, file_chunks in sorted(by_file.items(), key=lambda kv: -sum(c.record_count() for c in kv[1])):
-        group_of[fid] = i = sizes.index(min(sizes))
-        sizes[i] += sum(c.record_count() + 1 for c in file_chunks)
-    groups: list[list[RawChunk]] = [[] for _ in range(n)]
-    for c in chunks:  # in batch order within each group
-        groups[group_of[c.file_id]].append(c)
-    return [g for g in groups if g]
 
 
 def decode_batch(events: Sequence[Any], decode: Callable[[bytes], T], what: str) -> list[T]:
@@ -120,20 +83,20 @@ def register(app: faust.App, rt: Runtime) -> None:
     @app.agent(rt.topics.raw_events, name="ccstream.sink")
     async def sink(stream: Any) -> None:
         async for events in stream.take_events(s.sink_batch_messages, within=s.sink_batch_seconds):
-            # lazy: the lines stay one block, handed to ClickHouse as they came (records built only if needed)
-            chunks = decode_batch(events, functools.partial(RawChunk.decode, lazy=True), "raw chunk")
+            # the header only: the lines stay one block, handed to ClickHouse as they came
+            chunks = decode_batch(events, RawChunk.decode, "raw chunk")
             if not chunks:
                 continue
-            token = batch_token(s.topic_raw_events, events, [chunk_identity(c) for c in chunks])
+            token = batch_token(s.topic_raw_events, positions(events), [chunk_identity(c) for c in chunks])
             writers = rt.writers
-            groups = split_by_file(chunks, len(writers))
-            # all inserts of the batch succeed (each retried on its own) before the batch is acknowledged
+            commits = concurrent_commits(token, chunks, len(writers))
+            # all commits of the batch succeed (each retried on its own) before the batch is acknowledged,
+            # which happens when this loop asks take_events for the next batch
             stored = await asyncio.gather(*(
-                insert_with_retry(rt, f"{len(group)} chunks", functools.partial(
-                    w.write_chunks, group, token if len(groups) == 1 else f"{token}/{i}of{len(groups)}"))
-                for i, (w, group) in enumerate(zip(writers, groups, strict=False))))
+                insert_with_retry(rt, f"{len(group)} chunks", functools.partial(w.write_chunks, group, tok))
+                for w, (tok, group) in zip(writers, commits, strict=False)))
             rt.stats.rows_inserted += sum(stored)
-            rt.stats.inserts += len(groups)
+            rt.stats.inserts += len(commits)
             rt.stats.last_insert_at = time.time()
 
     @app.agent(rt.topics.sessions, name="ccstream.session-sink")
@@ -141,7 +104,7 @@ def register(app: faust.App, rt: Runtime) -> None:
         async for events in stream.take_events(500, within=s.sink_batch_seconds):
             decoded = decode_batch(events, SessionEvent.decode, "session event")
             if decoded:
-                token = batch_token(s.topic_sessions, events, [e.event_id for e in decoded])
+                token = batch_token(s.topic_sessions, positions(events), [e.event_id for e in decoded])
                 await insert_with_retry(rt, f"{len(decoded)} session events",
                                         functools.partial(rt.writer.write_session_events, decoded, token))
                 rt.stats.session_events += len(decoded)
@@ -151,7 +114,7 @@ def register(app: faust.App, rt: Runtime) -> None:
         async for events in stream.take_events(500, within=s.sink_batch_seconds):
             letters = decode_batch(events, DeadLetter.decode, "dead letter")
             if letters:
-                token = batch_token(s.topic_dead_letters, events,
-                                    [f"{d.file_id}/{d.incarnation}/{d.offset}/{d.reason}" for d in letters])
+                token = batch_token(s.topic_dead_letters, positions(events),
+                                    [dead_letter_identity(d) for d in letters])
                 await insert_with_retry(rt, f"{len(letters)} dead letters",
                                         functools.partial(rt.writer.write_dead_letters, letters, token))

@@ -210,10 +210,11 @@ class Tailer:
                 redactions = []
             for d in dead:
                 d.sample = self.redactor.redact(d.sample)[0]
-        chunk = RawChunk(host=s.host, user=s.user, path=path, file_id=fid, incarnation=cursor.incarnation,
-                         fingerprint=cursor.fingerprint, session_id=session_id, agent_id=agent_id,
-                         records=res.records, end_offset=cursor.offset, end_line=cursor.line_no,
-                         dead_letters=dead, redactions=redactions)
+        chunk = RawChunk.from_records(host=s.host, user=s.user, path=path, file_id=fid,
+                                      incarnation=cursor.incarnation, fingerprint=cursor.fingerprint,
+                                      session_id=session_id, agent_id=agent_id, records=res.records,
+                                      end_offset=cursor.offset, end_line=cursor.line_no,
+                                      dead_letters=dead, redactions=redactions)
         key = (session_id or fid).encode()
         pending = [await self.raw_events.send(key=key, value=chunk.encode())]
         for d in dead:

@@ -72,7 +72,7 @@ def load_seed(ch: Any) -> int:
         session = rel[-3] if len(rel) >= 4 and rel[-2] == "subagents" else path.stem
         agent = path.stem[6:] if path.stem.startswith("agent-") else None
         recs = records_of(path)
-        chunk = RawChunk("bench", "bench", str(path), file_id_for("bench", str(path)), 0, "", session, agent,
+        chunk = RawChunk.from_records("bench", "bench", str(path), file_id_for("bench", str(path)), 0, "", session, agent,
                          recs, path.stat().st_size, recs[-1].line_no if recs else 0)
         rows = extract_chunk(chunk, now)
         ch.insert("claude_raw_traces", rows, RAW_TRACES_COLUMNS)

@@ -74,7 +74,7 @@ def corpus_chunks(corpus: Path, host: str) -> list[Any]:
             for i, recs in enumerate(pieces):
                 last = i == len(pieces) - 1
                 end = cursor.offset if last else pieces[i + 1][0].offset
-                chunks.append(RawChunk(host, "bench", str(path), file_id_for(host, str(path)), 0, "fp", session,
+                chunks.append(RawChunk.from_records(host, "bench", str(path), file_id_for(host, str(path)), 0, "fp", session,
                                        agent, recs, end, recs[-1].line_no))
             if not res.more:
                 break
@@ -92,7 +92,7 @@ def direct_insert(dsn: str, batches: list[list[Any]]) -> tuple[float, int, float
     migrate(ch)
     now = datetime.now(UTC)
     t0 = time.perf_counter()
-    rows = [[extract_row(r.raw, c, r, now) for c in batch for r in c.records] for batch in batches]
+    rows = [[extract_row(r.raw, c, r, now) for c in batch for r in c.records()] for batch in batches]
     extract_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     for b in rows:
@@ -112,14 +112,14 @@ def compression(dsn: str, chunks: list[Any]) -> dict[str, float]:
     ch = connect(dsn)
     migrate(ch)
     now = datetime.now(UTC)
-    rows = [extract_row(r.raw, c, r, now) for c in chunks for r in c.records]
+    rows = [extract_row(r.raw, c, r, now) for c in chunks for r in c.records()]
     ch.insert("claude_raw_traces", rows, RAW_TRACES_COLUMNS, settings={"max_partitions_per_insert_block": 0})
     ch.command("OPTIMIZE TABLE claude_raw_traces FINAL")
     (comp, uncomp), = ch.query_rows(
         "SELECT data_compressed_bytes, data_uncompressed_bytes FROM system.columns "
         "WHERE database = currentDatabase() AND table = 'claude_raw_traces' AND name = 'raw'")
     ch.close()
-    lines = [r.raw for c in chunks for r in c.records]
+    lines = [r.raw for c in chunks for r in c.records()]
     raw_bytes = sum(len(x) for x in lines)
     zlib_bytes = sum(len(zlib.compress(x, 6)) for x in lines)
     return {"ch_compressed": int(comp), "ch_uncompressed": int(uncomp), "raw_bytes": raw_bytes,
@@ -146,7 +146,7 @@ def drain(bootstrap: str, tmp: Path, rounds: list[list[Any]]) -> tuple[float, in
     from tests.integration.workers import CcstreamProcess
 
     chunks = [c for r in rounds for c in r]
-    total = sum(len(c.records) for c in chunks)
+    total = sum(c.record_count() for c in chunks)
     asyncio.run(produce(bootstrap, "drain.raw-events", chunks))
     sink = CcstreamProcess("sink", tmp / "drain", {
         "kafka_bootstrap": bootstrap, "broker_is_ephemeral": "1", "app_id": "bench-drain",
@@ -186,7 +186,7 @@ def main(argv: list[str]) -> int:
     load = os.getloadavg()[0]  # the machine is shared: say how busy it was
     rounds = [[c for k in range(COPIES) for c in corpus_chunks(CORPUS, f"bench-{i}-{k}")] for i in range(ROUNDS)]
     per_round = EXPECTED * COPIES
-    n_rows = sum(len(c.records) for c in rounds[0])
+    n_rows = sum(c.record_count() for c in rounds[0])
     assert n_rows == per_round, n_rows
     with tempfile.TemporaryDirectory(prefix="ccstream-sink-bench-") as tmp_s:
         tmp = Path(tmp_s)

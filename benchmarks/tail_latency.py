@@ -56,7 +56,7 @@ async def consume(bootstrap: str, topic: str, seen: dict[str, float], stop: asyn
             for msgs in batches.values():
                 for m in msgs:
                     chunk = RawChunk.decode(m.value)
-                    for rec in chunk.records:
+                    for rec in chunk.records():
                         u = json.loads(rec.raw).get("uuid")
                         if isinstance(u, str):
                             seen.setdefault(u, now)

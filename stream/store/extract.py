@@ -234,4 +234,4 @@ def extract_row(raw: bytes, chunk: RawChunk, record: Record, ingested_at: dateti
 
 def extract_chunk(chunk: RawChunk, ingested_at: datetime) -> list[tuple[Any, ...]]:
     """Rows of every record of a chunk, unredacted (the writer applies its redactor per line)."""
-    return [extract_row(r.raw, chunk, r, ingested_at) for r in chunk.records]
+    return [extract_row(r.raw, chunk, r, ingested_at) for r in chunk.records()]

@@ -111,7 +111,7 @@ def chunks_of(path: Path, root: Path, size: int = 2000) -> Iterator[RawChunk]:
     for start in range(0, len(records), size):
         part = records[start:start + size]
         last = records[start + size] if start + size < len(records) else None
-        yield RawChunk(host=HOST, user=USER, path=str(path), file_id=file_id_for(HOST, str(path)), incarnation=0,
+        yield RawChunk.from_records(host=HOST, user=USER, path=str(path), file_id=file_id_for(HOST, str(path)), incarnation=0,
                        fingerprint="", session_id=session, agent_id=agent, records=part,
                        end_offset=last.offset if last else len(data), end_line=part[-1].line_no)
 
@@ -124,7 +124,7 @@ def load(ch: ClickHouse, root: Path) -> int:
     for k, path in enumerate(sorted(root.rglob("*.jsonl"))):
         chunks = list(chunks_of(path, root))
         writer.write_chunks(chunks, f"analytics-test-{k}")
-        n += sum(len(c.records) for c in chunks)
+        n += sum(c.record_count() for c in chunks)
     return n
 
 

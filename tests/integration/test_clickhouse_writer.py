@@ -60,7 +60,7 @@ def test_same_batch_twice_with_the_same_token_is_stored_once(ch: ClickHouse, cor
                          "toUnixTimestamp64Milli(detected_at) FROM dead_letters") == [
         (chunk.path, 99_999, 40, 7, "not json", "{broken", 1_700_000_000_500)]
     stored = ch.query_rows("SELECT byte_offset, line_no, raw FROM claude_raw_traces ORDER BY byte_offset")
-    assert stored == [(r.offset, r.line_no, r.raw.decode()) for r in chunk.records]
+    assert stored == [(r.offset, r.line_no, r.raw.decode()) for r in chunk.records()]
 
 
 def test_same_batch_with_different_tokens_is_one_copy_after_final(ch: ClickHouse, corpus: Path) -> None:
@@ -72,7 +72,7 @@ def test_same_batch_with_different_tokens_is_one_copy_after_final(ch: ClickHouse
     assert scalar(ch, "SELECT count() FROM claude_raw_traces") == 3 * 39
     assert scalar(ch, "SELECT count() FROM claude_raw_traces FINAL") == 39
     assert ch.query_rows("SELECT byte_offset FROM claude_raw_traces FINAL ORDER BY byte_offset") == [
-        (r.offset,) for r in chunk.records]
+        (r.offset,) for r in chunk.records()]
     ch.command("OPTIMIZE TABLE claude_raw_traces FINAL")  # and background merges reach the same result
     assert scalar(ch, "SELECT count() FROM claude_raw_traces") == 39
 
@@ -82,11 +82,13 @@ def _corpus_batches(corpus: Path, chunk_lines: int = 200, batch_chunks: int = 20
     chunks: list[RawChunk] = []
     for path in sorted(corpus.rglob("*.jsonl")):
         whole = chunk_for(corpus, path, split_records(path.read_bytes()))
-        for i in range(0, len(whole.records), chunk_lines):
-            part = whole.records[i:i + chunk_lines]
-            chunks.append(RawChunk(whole.host, whole.user, whole.path, whole.file_id, whole.incarnation,
-                                   whole.fingerprint, whole.session_id, whole.agent_id, part,
-                                   end_offset=part[-1].offset + len(part[-1].raw), end_line=part[-1].line_no))
+        records = whole.records()
+        for i in range(0, len(records), chunk_lines):
+            part = records[i:i + chunk_lines]
+            chunks.append(RawChunk.from_records(whole.host, whole.user, whole.path, whole.file_id,
+                                                whole.incarnation, whole.fingerprint, whole.session_id,
+                                                whole.agent_id, part, end_offset=part[-1].offset + len(part[-1].raw),
+                                                end_line=part[-1].line_no))
     return [chunks[i:i + batch_chunks] for i in range(0, len(chunks), batch_chunks)]
 
 
@@ -133,7 +135,7 @@ def test_the_corpus_through_write_chunks(ch: ClickHouse, corpus: Path) -> None:
 
 
 def _ck(host: str, path: str, inc: int, end: int, line: int) -> RawChunk:
-    return RawChunk(host=host, user="u", path=path, file_id=file_id_for(host, path), incarnation=inc,
+    return RawChunk.from_records(host=host, user="u", path=path, file_id=file_id_for(host, path), incarnation=inc,
                     fingerprint=f"fp{inc}", session_id="s", agent_id=None, records=[], end_offset=end,
                     end_line=line)
 
@@ -162,7 +164,7 @@ def test_a_rejected_row_goes_to_dead_letters_and_the_rest_lands(ch: ClickHouse) 
                          "message": {"content": "POISON" if i == 3 else f"hello {i}"}}).encode()
              for i in range(7)]
     records, off = consecutive_records(lines)
-    chunk = RawChunk("h1", "u1", "/p/s1.jsonl", "f1", 0, "fp", "s1", None, records, off, 7)
+    chunk = RawChunk.from_records("h1", "u1", "/p/s1.jsonl", "f1", 0, "fp", "s1", None, records, off, 7)
     w = TraceWriter(ch)
     assert w.write_chunks([chunk], "tok") == 6
     assert w.rejected_rows == 1
@@ -181,14 +183,19 @@ def test_a_rejected_row_goes_to_dead_letters_and_the_rest_lands(ch: ClickHouse) 
     assert scalar(ch, "SELECT count() FROM dead_letters") == 1
 
 
-def test_the_fast_path_goes_through_raw_chunks_and_agrees_with_the_python_path(ch: ClickHouse,
-                                                                              corpus: Path) -> None:
+def test_the_fast_path_goes_through_raw_chunks_and_agrees_with_the_python_path(
+        ch: ClickHouse, corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunks decoded from Kafka messages go into raw_chunks whole (ClickHouse extracts the rows); the Python
     path (extract_in_clickhouse=False) stores the same rows. test_extraction_sql.py compares every column."""
-    chunk = RawChunk.decode(file_chunk(corpus, EXAMPLE).encode(), lazy=True)
-    assert TraceWriter(ch).write_chunks([chunk], "fast") == 39
+    chunk = RawChunk.decode(file_chunk(corpus, EXAMPLE).encode())
+
+    def no_split(self: RawChunk) -> list[Record]:
+        raise AssertionError("the fast path split a chunk into records in Python")
+
+    with monkeypatch.context() as m:
+        m.setattr(RawChunk, "records", no_split)
+        assert TraceWriter(ch).write_chunks([chunk], "fast") == 39
     # no line was split or decoded in Python: the 39 rows can only have come from the view over raw_chunks
-    assert chunk._wire is not None and chunk._wire.records is None
     slow = RawChunk.decode(file_chunk(corpus, EXAMPLE).encode())
     slow.file_id = "slow"
     assert TraceWriter(ch, extract_in_clickhouse=False).write_chunks([slow], "slow") == 39
@@ -203,14 +210,14 @@ def test_a_malformed_chunk_goes_to_dead_letters_and_the_rest_of_the_batch_lands(
     """A Kafka message whose header lists more records than it holds lines (a foreign or broken producer):
     ClickHouse refuses it on the fast path, the slow path cannot place its lines, so it becomes one dead letter
     with the reason and its lines as the sample; the good chunk of the same batch lands."""
-    good = RawChunk("h1", "u1", "/p/good.jsonl", "fg", 0, "fp", "s1", None,
+    good = RawChunk.from_records("h1", "u1", "/p/good.jsonl", "fg", 0, "fp", "s1", None,
                     [Record(0, 1, b'{"type":"user","uuid":"g1"}')], 28, 1)
-    whole = RawChunk("h1", "u1", "/p/bad.jsonl", "fb", 0, "fp", "s1", None,
+    whole = RawChunk.from_records("h1", "u1", "/p/bad.jsonl", "fb", 0, "fp", "s1", None,
                      [Record(0, 1, b'{"type":"user","uuid":"b1"}'), Record(28, 2, b'{"type":"user","uuid":"b2"}')],
                      56, 2).encode()
     head, _, body = whole.partition(b"\n")
-    broken = RawChunk.decode(head + b"\n" + body.split(b"\n")[0], lazy=True)  # 2 listed, 1 line
-    good = RawChunk.decode(good.encode(), lazy=True)
+    broken = RawChunk.decode(head + b"\n" + body.split(b"\n")[0])  # 2 listed, 1 line
+    good = RawChunk.decode(good.encode())
     assert TraceWriter(ch).write_chunks([good, broken], "batch") == 1
     assert ch.query_rows("SELECT file_id, uuid FROM claude_raw_traces FINAL") == [("fg", "g1")]
     (fid, offset, line_no, length, reason, sample), = ch.query_rows(
@@ -229,7 +236,7 @@ def test_redactor_output_is_what_is_stored(ch: ClickHouse) -> None:
         return raw.replace(b"sk-secret", b"[REDACTED]"), n
 
     raw = b'{"type":"user","sessionId":"s1","timestamp":"2026-01-01T00:00:00Z","message":{"content":"sk-secret sk-secret"}}'
-    chunk = RawChunk("h1", "u1", "/p/s1.jsonl", "f1", 0, "fp", "s1", None, [Record(0, 1, raw)], len(raw), 1,
+    chunk = RawChunk.from_records("h1", "u1", "/p/s1.jsonl", "f1", 0, "fp", "s1", None, [Record(0, 1, raw)], len(raw), 1,
                      dead_letters=[DeadLetter("h1", "/p/s1.jsonl", "f1", 0, len(raw) + 1, 2, 12, "not json",
                                               b"sk-secret xx", 1.0)])
     TraceWriter(ch, redactor=redact).write_chunks([chunk], None)

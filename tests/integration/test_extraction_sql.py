@@ -48,7 +48,7 @@ def ch(chdb_dir: Path) -> Iterator[ClickHouse]:
 def python_rows(chunks: list[RawChunk]) -> dict[tuple[str, int, int], tuple[Any, ...]]:
     out = {}
     for c in chunks:
-        for i, rec in enumerate(c.records):
+        for i, rec in enumerate(c.records()):
             row = dict(zip(RAW_TRACES_COLUMNS, extract_row(rec.raw, c, rec, NOW, redactions=c.redaction_count(i)),
                            strict=True))
             row["raw"] = row["raw"].decode()
@@ -77,14 +77,14 @@ def differences(want: dict[Any, tuple[Any, ...]], got: dict[Any, tuple[Any, ...]
 def lines_chunk(lines: list[bytes], **kw: Any) -> RawChunk:
     records, off = consecutive_records(lines)
     fid = f"f-{uuid.uuid4().hex[:10]}"
-    return RawChunk(host="h", user="u", path=f"/p/{fid}.jsonl", file_id=fid, incarnation=kw.get("incarnation", 0),
+    return RawChunk.from_records(host="h", user="u", path=f"/p/{fid}.jsonl", file_id=fid, incarnation=kw.get("incarnation", 0),
                     fingerprint="fp", session_id="file-session", agent_id=kw.get("agent_id"), records=records,
                     end_offset=off, end_line=len(lines), redactions=kw.get("redactions", []))
 
 
 def test_every_corpus_line_extracts_the_same_in_clickhouse_and_in_python(ch: ClickHouse, corpus: Path) -> None:
     chunks = [chunk_for(corpus, p, split_records(p.read_bytes())) for p in sorted(corpus.rglob("*.jsonl"))]
-    chunks[0].redactions = list(range(len(chunks[0].records)))  # per-line redaction counts travel too
+    chunks[0].redactions = list(range(chunks[0].record_count()))  # per-line redaction counts travel too
     want = python_rows(chunks)
     assert len(want) == 18_918
     got = clickhouse_rows(ch, chunks)

@@ -256,7 +256,7 @@ def _transcript_chunk(sid: str, request_ids: list[str], host: str) -> RawChunk:
                                   "cache_read_input_tokens": 3000}}}).encode())
     records, end = consecutive_records(lines)
     path = f"/home/u/.claude/projects/-w-proj/{sid}.jsonl"
-    return RawChunk(host, "u1", path, file_id_for(host, path), 0, "fp", sid, None, records, end, len(records))
+    return RawChunk.from_records(host, "u1", path, file_id_for(host, path), 0, "fp", sid, None, records, end, len(records))
 
 
 async def _produce(bootstrap: str, topic: str, chunk: RawChunk) -> None:

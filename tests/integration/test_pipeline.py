@@ -207,6 +207,6 @@ def test_secrets_are_redacted_before_a_line_leaves_the_edge(stack: UpStack) -> N
             await consumer.stop()
 
     chunks = [RawChunk.decode(v) for v in asyncio.run(kafka_values())]
-    ours = [r.raw for c in chunks if c.session_id == session_id for r in c.records]
+    ours = [r.raw for c in chunks if c.session_id == session_id for r in c.records()]
     assert len(ours) == 1
     assert key.encode() not in ours[0] and password.encode() not in ours[0]

@@ -53,13 +53,13 @@ def chunks_for(corpus: Path, path: Path, host: str, per_chunk: int = 10) -> list
     for i in range(0, len(records), per_chunk):
         recs = records[i:i + per_chunk]
         end = records[i + per_chunk].offset if i + per_chunk < len(records) else size
-        out.append(RawChunk(host, "u1", str(path), file_id_for(host, str(path)), 0, "fp", session, agent, recs,
+        out.append(RawChunk.from_records(host, "u1", str(path), file_id_for(host, str(path)), 0, "fp", session, agent, recs,
                             end, recs[-1].line_no))
     return out
 
 
 def identities(chunks: list[RawChunk]) -> set[tuple[str, int, int]]:
-    return {(c.file_id, r.offset, r.line_no) for c in chunks for r in c.records}
+    return {(c.file_id, r.offset, r.line_no) for c in chunks for r in c.records()}
 
 
 async def _produce(bootstrap: str, topic: str, chunks: list[RawChunk]) -> list[tuple[int, int, int]]:
@@ -73,7 +73,7 @@ async def _produce(bootstrap: str, topic: str, chunks: list[RawChunk]) -> list[t
         metas = await asyncio.gather(*futs)
     finally:
         await producer.stop()
-    return [(m.partition, m.offset, len(c.records)) for m, c in zip(metas, chunks, strict=True)]
+    return [(m.partition, m.offset, c.record_count()) for m, c in zip(metas, chunks, strict=True)]
 
 
 def produce(bootstrap: str, topic: str, chunks: list[RawChunk]) -> list[tuple[int, int, int]]:
@@ -148,7 +148,7 @@ def test_the_same_chunks_delivered_twice_leave_one_copy(sink: CcstreamProcess, t
     uuids = sink.query("SELECT uuid FROM claude_raw_traces FINAL WHERE host = {h:String} ORDER BY file_id, "
                        "byte_offset", {"h": host})
     expected_uuids = [json.loads(r.raw).get("uuid", "") or "" for _, r in sorted(
-        ((c.file_id, r.offset), r) for c in chunks for r in c.records)]
+        ((c.file_id, r.offset), r) for c in chunks for r in c.records())]
     assert [u["uuid"] for u in uuids] == expected_uuids
     assert count(sink, "SELECT count() AS n FROM dead_letters WHERE host = {h:String}", {"h": host}) == 0
 
@@ -198,8 +198,8 @@ def test_a_row_clickhouse_rejects_goes_to_dead_letters_and_the_partition_goes_on
         path = "/p/s-poison.jsonl"
         fid = file_id_for(host, path)
         # two chunks of the same file, same key, so the same partition: the second comes after the bad row
-        c1 = RawChunk(host, "u1", path, fid, 0, "fp", "s-poison", None, records[:5], records[5].offset, 5)
-        c2 = RawChunk(host, "u1", path, fid, 0, "fp", "s-poison", None, records[5:], off, 8)
+        c1 = RawChunk.from_records(host, "u1", path, fid, 0, "fp", "s-poison", None, records[:5], records[5].offset, 5)
+        c2 = RawChunk.from_records(host, "u1", path, fid, 0, "fp", "s-poison", None, records[5:], off, 8)
         metas = produce(tansu.bootstrap, TOPIC, [c1])
         metas += produce(tansu.bootstrap, TOPIC, [c2])
         assert metas[0][0] == metas[1][0]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import dataclasses
 import json
 import subprocess
 import sys
@@ -113,7 +112,7 @@ def chunks_of(corpus: Path, rel: str, session_id: str, agent_id: str | None,
     chunks = []
     for i, recs in enumerate(groups):
         last = i == len(groups) - 1
-        chunks.append(RawChunk(
+        chunks.append(RawChunk.from_records(
             host=HOST, user=USER, path=str(path), file_id=file_id_for(HOST, str(path)), incarnation=0,
             fingerprint=fingerprint(data), session_id=session_id, agent_id=agent_id, records=recs,
             end_offset=len(data) if last else groups[i + 1][0].offset,
@@ -131,7 +130,7 @@ def dead_letter_chunk() -> tuple[RawChunk, list[DeadLetter]]:
                        line_no=b.line_no, length=b.length, reason=b.reason, sample=b.sample,
                        detected_at=1767381086.25) for b in framed.bad]
     assert not framed.records and len(dead) > 10
-    chunk = RawChunk(host=HOST, user=USER, path=str(NOT_A_TRANSCRIPT), file_id=fid, incarnation=0,
+    chunk = RawChunk.from_records(host=HOST, user=USER, path=str(NOT_A_TRANSCRIPT), file_id=fid, incarnation=0,
                      fingerprint=fingerprint(data), session_id="", agent_id=None, records=[],
                      end_offset=framed.consumed, end_line=framed.lines, dead_letters=dead)
     return chunk, dead
@@ -212,7 +211,7 @@ def test_every_message_matches_its_schema(tansu: TansuBroker, corpus: Path) -> N
     chunks.append(bad_chunk)
     assert len(events) == 36 and len(chunks) >= 10
     assert any(c.redactions for c in chunks), "the chosen files hold secrets the edge redacts"
-    assert any(len({r.line_no for r in c.records}) < len(c.records) for c in chunks), "glued objects"
+    assert any(len({r.line_no for r in c.records()}) < c.record_count() for c in chunks), "glued objects"
 
     asyncio.run(create_topics(tansu.bootstrap, prefix))
     asyncio.run(produce(tansu.bootstrap,
@@ -290,11 +289,10 @@ def test_example_consumer_counts_each_record_once(tansu: TansuBroker, corpus: Pa
     big = per_file[2]
     assert len(big) >= 4
     again = big[1]
-    recut = dataclasses.replace(big[2], records=big[2].records[len(big[2].records) // 2:] + big[3].records[:3],
-                                redactions=[], end_offset=big[3].records[3].offset,
-                                end_line=big[3].records[2].line_no)
+    b2, b3 = big[2].records(), big[3].records()
+    recut = big[2].with_records(b2[len(b2) // 2:] + b3[:3], end_offset=b3[3].offset, end_line=b3[2].line_no)
     chunks = [c for cs in per_file for c in cs]
-    repeats = len(again.records) + len(recut.records)
+    repeats = again.record_count() + recut.record_count()
     sends = chunks[:8] + [again] + chunks[8:] + [recut]
 
     asyncio.run(create_topics(tansu.bootstrap, prefix))
@@ -308,4 +306,4 @@ def test_example_consumer_counts_each_record_once(tansu: TansuBroker, corpus: Pa
     printed = [json.loads(line) for line in proc.stdout.splitlines()]
     assert printed == expected_counts(corpus)
     assert json.loads(proc.stderr.strip().splitlines()[-1]) == {
-        "messages": len(sends), "records": sum(len(c.records) for c in chunks), "repeats_dropped": repeats}
+        "messages": len(sends), "records": sum(c.record_count() for c in chunks), "repeats_dropped": repeats}

@@ -51,7 +51,7 @@ def chunk_for(corpus: Path, path: Path, records: list[Record]) -> RawChunk:
     rel = path.relative_to(corpus)
     agent = path.stem[len("agent-"):] if path.stem.startswith("agent-") else None
     session = rel.parts[-3] if "subagents" in rel.parts else path.stem
-    return RawChunk(host="h1", user="u1", path=str(path), file_id=file_id_for("h1", str(path)), incarnation=2,
+    return RawChunk.from_records(host="h1", user="u1", path=str(path), file_id=file_id_for("h1", str(path)), incarnation=2,
                     fingerprint="fp", session_id=session, agent_id=agent, records=records,
                     end_offset=path.stat().st_size, end_line=len(records))
 
@@ -213,7 +213,7 @@ def test_subagent_file_line(corpus: Path) -> None:
 
 def _one(raw: bytes, **chunk_kw: Any) -> dict[str, Any]:
     rec = Record(10, 3, raw)
-    chunk = RawChunk(host="h", user="u", path="/p/s.jsonl", file_id="f", incarnation=0, fingerprint="x",
+    chunk = RawChunk.from_records(host="h", user="u", path="/p/s.jsonl", file_id="f", incarnation=0, fingerprint="x",
                      session_id=chunk_kw.get("session_id", "file-session"), agent_id=chunk_kw.get("agent_id"),
                      records=[rec], end_offset=100, end_line=3)
     return dict(zip(RAW_TRACES_COLUMNS, extract_row(raw, chunk, rec, INGESTED, redactions=2), strict=True))
