@@ -87,7 +87,7 @@ def test_a_hook_read_produces_stores_the_cursor_and_follows(tmp_path: Path) -> N
 
     asyncio.run(run())
     (chunk,) = chunks(rt)
-    assert len(chunk.records) == 3 and chunk.end_offset == f.stat().st_size
+    assert len(chunk.records()) == 3 and chunk.end_offset == f.stat().st_size
     assert app.table[str(f)]["offset"] == f.stat().st_size
     assert list(tailer.followed) == [str(f)] and tailer.lagging() == []
 
@@ -172,7 +172,7 @@ def test_the_poll_asks_for_a_read_when_a_followed_file_grew(tmp_path: Path) -> N
 
     asyncio.run(run())
     assert [r.reason for r in requests(app)] == [RequestReason.POLL]
-    assert [len(c.records) for c in chunks(rt)] == [1, 1]
+    assert [len(c.records()) for c in chunks(rt)] == [1, 1]
     assert tailer.followed[str(f)].offset == f.stat().st_size
 
 
