@@ -15,9 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stream.store.client import ClickHouse
-from stream.store.extraction import RAW_CHUNKS_DDL
+from stream.store.extraction import RAW_CHUNKS_DDL, RAW_CHUNKS_VIEW_V3
 from stream.store.extraction import view_ddl as raw_chunks_view_ddl
-from stream.store.extraction import RAW_CHUNKS_VIEW_V3
 from stream.store.views import TOKEN_USAGE_V4_STATEMENTS, VIEW_MIGRATIONS
 
 
