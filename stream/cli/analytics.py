@@ -37,6 +37,35 @@ def _pricing(settings: Any) -> Any:
     return load_pricing(getattr(settings, "data_dir", None))
 
 
+def _warn_unpriced(models: Sequence[str], settings: Any, err: IO[str] | None = None) -> None:
+    """One line on stderr naming models without a price, and where to add one: never a silent $0."""
+    if not models:
+        return
+    from pathlib import Path
+
+    from stream.analytics.pricing import PRICING_ENV, PricingError, override_path
+
+    data_dir = getattr(settings, "data_dir", None)
+    try:
+        target = override_path(data_dir)
+    except PricingError:
+        target = None
+    where = str(target or (Path(data_dir) / "pricing.json" if data_dir else f"${PRICING_ENV}"))
+    names = ", ".join(sorted(set(models)))
+    print(f"ccstream: no price for {names}: its tokens are counted, its cost is left out of cost_usd; add it to "
+          f"{where} (same shape as stream/analytics/pricing.json: input, output, cache_write_5m, cache_write_1h, "
+          "cache_read in USD per million tokens)", file=err or sys.stderr)
+
+
+def _settings_or_none() -> Any:
+    try:
+        from stream.config import load_settings
+
+        return load_settings()
+    except Exception:  # only used to say where the override file goes
+        return None
+
+
 def _parser(cmd: str, description: str, filters: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"ccstream {cmd}", description=description)
     fmt = p.add_mutually_exclusive_group()
@@ -225,6 +254,8 @@ def main_sessions(argv: Sequence[str] | None = None, query: Query | None = None,
             query, settings = _default_query()
         pricing = pricing or _pricing(settings)
         rows = _numeric(q.sessions(query, _filters(args), pricing, args.limit))
+        _warn_unpriced([m for r in rows for m in (r.get("unpriced_models") or [])],
+                       settings or _settings_or_none())
         cols = [("session_id", "session", _short), ("started_at", "started (UTC)", _time),
                 ("duration_s", "duration", _dur), ("project", "project", _tail), ("turns", "turns", _int),
                 ("models", "models", _models), ("tool_calls", "tool calls", _int),
@@ -265,9 +296,11 @@ def main_tokens(argv: Sequence[str] | None = None, query: Query | None = None, p
         filters = _filters(args)
         rows = _numeric(q.tokens(query, by, filters, pricing, args.grouping))
         totals = _numeric([q.token_totals(query, filters, pricing)])[0]
+        unpriced = list(totals.get("unpriced_models") or [])
+        _warn_unpriced(unpriced, settings or _settings_or_none())
         doc = {"by": by, "grouping": args.grouping,
                "filters": {"since": jsonable(args.since), "until": jsonable(args.until), "project": args.project},
-               "pricing": {"date": pricing.date, "currency": pricing.currency},
+               "pricing": {"date": pricing.date, "currency": pricing.currency, "unpriced_models": unpriced},
                "rows": rows, "totals": totals}
         keys = [k for k in rows[0] if k not in _TOKEN_OUT] if rows else by
         cols = [(k, k, _session_or_str if k == "session" else _s) for k in keys] + [
@@ -283,7 +316,8 @@ def main_tokens(argv: Sequence[str] | None = None, query: Query | None = None, p
 
 
 _TOKEN_OUT = {"responses", "input_tokens", "output_tokens", "cache_creation_input_tokens",
-              "cache_read_input_tokens", "total_tokens", "cost_usd", "models"}
+              "cache_read_input_tokens", "total_tokens", "cost_usd", "models", "unpriced_models",
+              "web_search_requests", "web_fetch_requests"}
 
 
 def _session_or_str(v: Any) -> str:
@@ -415,7 +449,8 @@ def _render_show(session_id: str, walk: list[tuple[int, Any]], conv: Any, full: 
 # ---- status ---------------------------------------------------------------------------------------------
 
 
-def main_status(argv: Sequence[str] | None = None, query: Query | None = None, out: IO[str] | None = None) -> int:
+def main_status(argv: Sequence[str] | None = None, query: Query | None = None, out: IO[str] | None = None,
+                pricing: Any = None) -> int:
     p = _parser("status", "Pipeline health: Redis stream and consumer lag, Kafka consumer lag, followed files, "
                           "dead letters, last insert.", filters=False)
     args = p.parse_args(argv)
@@ -431,6 +466,7 @@ def main_status(argv: Sequence[str] | None = None, query: Query | None = None, o
 
             settings = load_settings()
         report: dict[str, Any] = {"store": _numeric([q.store_status(query)])[0]}
+        report["pricing"] = _pricing_status(query, pricing or _pricing(settings), settings)
         report["followed_files"] = _followed_files(query)
         report["redis"] = _redis_status(settings)
         report["kafka"] = _kafka_status(settings)
@@ -448,6 +484,18 @@ def main_status(argv: Sequence[str] | None = None, query: Query | None = None, o
         return 0
 
     return _run(run)
+
+
+def _pricing_status(query: Query, pricing: Any, settings: Any) -> dict[str, Any]:
+    """The price table in force and the stored models it has no price for (named, with where to add one)."""
+    out: dict[str, Any] = {"date": pricing.date, "files": list(pricing.origins)}
+    try:
+        out["unpriced_models"] = q.unpriced_models(query, pricing)
+    except Exception as exc:  # an older store without token_usage: say so rather than fail the command
+        out["unpriced_models"] = f"unavailable ({str(exc).splitlines()[0][:80]})"
+        return out
+    _warn_unpriced(out["unpriced_models"], settings)
+    return out
 
 
 def _followed_files(query: Query) -> Any:
