@@ -17,10 +17,14 @@ from stream.analytics.pricing import (
     parse_pricing,
 )
 
-
 # Opus 4.6 with its fast-mode rates: 6x up to 200K prompt tokens, $60 / $225 above (the fast-mode page)
 OPUS_4_6 = ModelPrice(5.0, 25.0, 6.25, 10.0, 0.5, fast=ModelPrice(
     30.0, 150.0, 37.5, 60.0, 3.0, long_context=LongContext(200_000, ModelPrice(60.0, 225.0, 75.0, 120.0, 6.0))))
+
+
+# Sonnet 4 and 4.5: above 200K prompt tokens $6 / $22.50, cache rates on the $6 base
+SONNET_4 = ModelPrice(3.0, 15.0, 3.75, 6.0, 0.3,
+                      long_context=LongContext(200_000, ModelPrice(6.0, 22.5, 7.5, 12.0, 0.6)))
 
 
 def test_bundled_table_is_dated_and_sourced() -> None:
@@ -53,10 +57,6 @@ def test_bundled_table_is_dated_and_sourced() -> None:
 def test_lookup(model: str, expected: ModelPrice) -> None:
     assert load_pricing(env={}).lookup(model) == expected
 
-
-# Sonnet 4 and 4.5: above 200K prompt tokens $6 / $22.50, cache rates on the $6 base
-SONNET_4 = ModelPrice(3.0, 15.0, 3.75, 6.0, 0.3,
-                      long_context=LongContext(200_000, ModelPrice(6.0, 22.5, 7.5, 12.0, 0.6)))
 
 # every Claude model Claude Code can select as of 2026-12 (and the older ones its transcripts hold)
 EXPECTED_MODELS = {
