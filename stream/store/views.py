@@ -441,14 +441,23 @@ TOKEN_USAGE_GROUPS_MV = ("CREATE MATERIALIZED VIEW IF NOT EXISTS token_usage_gro
 
 # Echo lines stored before migration 4 were extracted without their message columns: the backfill reads those
 # from the raw line (JSON paths of the real format; extract.py's rules for odd values do not matter here,
-# since Claude Code writes plain numbers and strings). Every other row is read as stored.
+# since Claude Code writes plain numbers and strings). Every other column is read as stored.
 _OLD_ECHO = ("type = 'progress' AND progress_type = 'agent_progress' AND message_id = '' "
              "AND JSONExtractString(raw, 'data', 'message', 'type') = 'assistant'")
 
 
-def _from_raw(column: str, kind: str, *path: str) -> str:
-    keys = ", ".join(f"'{p}'" for p in ("data", "message", *path))
-    return f"if({_OLD_ECHO}, JSONExtract{kind}(raw, {keys}), {column}) AS {column}"
+# Assistant lines stored before migration 4 lack the usage details it added (all empty): read from raw too.
+_OLD_DETAILS = ("type = 'assistant' AND web_search_requests = 0 AND web_fetch_requests = 0 AND service_tier = '' "
+                "AND speed = '' AND inference_geo = ''")
+
+
+def _from_raw(column: str, kind: str, *path: str, details: bool = False) -> str:
+    echo_keys = ", ".join(f"'{p}'" for p in ("data", "message", *path))
+    value = f"if({_OLD_ECHO}, JSONExtract{kind}(raw, {echo_keys}), {column})"
+    if details:  # the assistant line's own message: path without the echo's data.message prefix
+        keys = ", ".join(f"'{p}'" for p in path)
+        value = f"if({_OLD_DETAILS}, JSONExtract{kind}(raw, {keys}), {value})"
+    return f"{value} AS {column}"
 
 
 _BACKFILL_SOURCE = "(SELECT * REPLACE (" + ", ".join([
@@ -461,11 +470,13 @@ _BACKFILL_SOURCE = "(SELECT * REPLACE (" + ", ".join([
     _from_raw("cache_read_input_tokens", "UInt", "message", "usage", "cache_read_input_tokens"),
     _from_raw("cache_creation_5m", "UInt", "message", "usage", "cache_creation", "ephemeral_5m_input_tokens"),
     _from_raw("cache_creation_1h", "UInt", "message", "usage", "cache_creation", "ephemeral_1h_input_tokens"),
-    _from_raw("web_search_requests", "UInt", "message", "usage", "server_tool_use", "web_search_requests"),
-    _from_raw("web_fetch_requests", "UInt", "message", "usage", "server_tool_use", "web_fetch_requests"),
-    _from_raw("service_tier", "String", "message", "usage", "service_tier"),
-    _from_raw("speed", "String", "message", "usage", "speed"),
-    _from_raw("inference_geo", "String", "message", "usage", "inference_geo"),
+    _from_raw("web_search_requests", "UInt", "message", "usage", "server_tool_use", "web_search_requests",
+              details=True),
+    _from_raw("web_fetch_requests", "UInt", "message", "usage", "server_tool_use", "web_fetch_requests",
+              details=True),
+    _from_raw("service_tier", "String", "message", "usage", "service_tier", details=True),
+    _from_raw("speed", "String", "message", "usage", "speed", details=True),
+    _from_raw("inference_geo", "String", "message", "usage", "inference_geo", details=True),
     f"if({_OLD_ECHO}, parseDateTime64BestEffortOrZero(JSONExtractString(raw, 'data', 'message', 'timestamp'), "
     "3, 'UTC'), echo_timestamp) AS echo_timestamp",
 ]) + ") FROM claude_raw_traces WHERE type IN ('assistant', 'progress'))"
