@@ -210,19 +210,12 @@ class PriceTable:
         lb = (f"if({is_fast}, arrayElement([{', '.join(map(str, fast_bands))}], {index} + 1), "
               f"arrayElement([{', '.join(map(str, std_bands))}], {index} + 1))")
         variant = f"(if({is_fast}, 2, 0) + if({lb} > 0 AND {band} >= {lb}, 1, 0))"
-        table = f"arrayElement([{', '.join(rows)}], {index} + 1)"
-
-        def rate(f: int) -> str:
-            return f"arrayElement({table}, {variant} * 5 + {f})"
-
+        # the variant's five rates, the table written once (the SQL is analysed on every query)
+        rates = f"arraySlice(arrayElement([{', '.join(rows)}], {index} + 1), {variant} * 5 + 1, 5)"
         cc5 = f"greatest(toInt64({cache_creation}) - toInt64({cache_creation_1h}), 0)"
-        body = " + ".join([
-            f"{input_tokens} * {rate(1)}",
-            f"{output_tokens} * {rate(2)}",
-            f"{cc5} * {rate(3)}",
-            f"{cache_creation_1h} * {rate(4)}",
-            f"{cache_read} * {rate(5)}",
-        ])
+        counts = f"[toFloat64({input_tokens}), toFloat64({output_tokens}), toFloat64({cc5}), " \
+                 f"toFloat64({cache_creation_1h}), toFloat64({cache_read})]"
+        body = f"arraySum(arrayMap((n, r) -> n * r, {counts}, {rates}))"
         search = (f" + if({index} > 0, {web_search_requests} * {self.web_search_per_1000!r} / 1000., 0.)"
                   if web_search_requests else "")
         return f"((({body}) / 1000000.){search})"
