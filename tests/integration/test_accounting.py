@@ -298,3 +298,21 @@ def test_a_store_filled_before_migration_4_counts_the_same(chdb_dir: Path) -> No
     assert [tuple(r) for r in client.query_rows(ROW_SQL)] == EXPECTED
     fill(client)  # re-delivered after the migration, through the new extraction: still once each
     assert [tuple(r) for r in client.query_rows(ROW_SQL)] == EXPECTED
+
+
+def test_sql_cost_equals_python_cost_for_every_model_tier_and_speed(hand: ClickHouse, pricing: Any) -> None:
+    """One request per (model of the table, fast or not, prompt below or above 100K and 200K): the SQL the
+    queries embed and PriceTable.cost agree to the micro-dollar."""
+    expr = pricing.sql_cost_expr(model="m", input_tokens="i", output_tokens="o", cache_creation="cc",
+                                 cache_read="cr", cache_creation_1h="h", fast="f", web_search_requests="w")
+    cases = [(m, f, cr) for m in [*pricing.models, "us.anthropic.claude-opus-4-6-v1:0", "claude-zebra-9"]
+             for f in (0, 1) for cr in (50_000, 150_000, 250_000)]
+    got = hand.query_rows(
+        f"SELECT m, f, cr, {expr} FROM (SELECT tupleElement(c, 1) AS m, toUInt8(tupleElement(c, 2)) AS f, "
+        "toUInt64(tupleElement(c, 3)) AS cr, toUInt64(1000) AS i, toUInt64(2000) AS o, toUInt64(30000) AS cc, "
+        "toUInt64(10000) AS h, toUInt64(2) AS w FROM (SELECT arrayJoin({c:Array(Tuple(String, UInt8, UInt64))}) "
+        "AS c))", {"c": cases})
+    assert len(got) == len(cases)
+    for m, f, cr, cost in got:
+        want = pricing.cost(m, 1000, 2000, 30_000, cr, cache_creation_1h=10_000, fast=bool(f), web_search_requests=2)
+        assert cost == pytest.approx(want or 0.0, abs=1e-9), (m, f, cr)
