@@ -4,13 +4,14 @@ Every view reads ``claude_raw_traces FINAL`` (or, for tokens, an aggregate that 
 line delivered twice (same file identity and byte offset) counts once. Costs are not in the views: prices change and may be overridden per install, so the queries in
 ``stream/analytics/queries.py`` apply :meth:`stream.analytics.pricing.PriceTable.sql_cost_expr` at query time.
 
-* ``token_usage``  one row per API response, deduplicated as ccusage 20 does (docs/analytics.md): assistant
-  lines grouped by ``(message_id, request_id)`` globally across files, the kept line is the one with the
-  largest token total (the last streamed line: its output count is final), ties to the first by
-  (file path, byte offset); lines without a message id stand alone. Progress lines (``agent_progress``
-  echoes of subagent messages) are not assistant lines and are not counted: the subagent's own file is.
-  Carries both session groupings: ``session_id`` (ccstream: the line's sessionId) and
-  ``ccusage_project``/``ccusage_session`` (ccusage: derived from the file path).
+* ``token_usage``  one row per API response, counted once wherever Claude Code wrote it (docs/analytics.md;
+  migration 4): assistant lines and subagent echoes (``agent_progress`` lines, whose message columns are the
+  echoed response's) grouped by ``(message_id, request_id)`` globally across files, the kept line is the one
+  with the largest token total (the last streamed line: its output count is final), ties to the first by
+  (file path, byte offset); lines without a message id stand alone. ``source`` says whether an assistant
+  line or only an echo recorded the response. Carries both session groupings: ``session_id`` (ccstream: the
+  line's sessionId) and ``ccusage_project``/``ccusage_session`` (ccusage: derived from the file path).
+  Migration 2's version (assistant lines only, over ``token_usage_state``) is kept below as it was applied.
 * ``tool_calls``   one row per tool_use id, joined to its tool_result: duration, is_error, the subagent a
   Task started (``toolUseResult.agentId``), subagent type and description from the Task input.
 * ``subagents``    one row per (session, agent): how it was started (task / compaction / unlinked), by which
