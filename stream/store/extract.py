@@ -13,6 +13,10 @@ usage) describe the echoed response and `echo_timestamp` is its time; `type` sta
 assistant lines are unchanged) and the sort key keeps the line's own timestamp. Often the echo is the only
 record that a request was made (docs/analytics.md).
 
+Advisor calls: `usage.iterations` entries of type "advisor_message" are sub-inferences billed under their own
+`model` and left out of the response's top-level counts; `advisor_usage` keeps each as (model, input, output,
+cache creation, cache read, 5m writes, 1h writes).
+
 Timestamps travel as int milliseconds since the epoch: that is exactly a DateTime64(3) tick, so
 clickhouse-connect writes them without building a datetime per row.
 """
@@ -37,7 +41,7 @@ RAW_TRACES_COLUMNS: list[str] = [
     "model", "message_id", "request_id", "stop_reason",
     "input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
     "cache_creation_5m", "cache_creation_1h",
-    "web_search_requests", "web_fetch_requests", "service_tier", "speed", "inference_geo",
+    "web_search_requests", "web_fetch_requests", "service_tier", "speed", "inference_geo", "advisor_usage",
     "tool_use_ids", "tool_use_names", "tool_result_ids", "tool_result_is_error",
     "result_agent_id", "progress_type", "progress_agent_id", "echo_timestamp",
     "is_meta", "is_compact_summary", "is_api_error",
@@ -110,6 +114,25 @@ def _tokens(value: Any) -> int:
 
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def advisor_usage(usage: dict[str, Any]) -> list[tuple[str, int, int, int, int, int, int]]:
+    """The advisor sub-inferences of a usage object: iterations of type "advisor_message" with a model."""
+    out: list[tuple[str, int, int, int, int, int, int]] = []
+    iterations = usage.get("iterations")
+    if not isinstance(iterations, list):
+        return out
+    for it in iterations:
+        if not isinstance(it, dict) or it.get("type") != "advisor_message":
+            continue
+        model = _str(it.get("model"))
+        if not model:
+            continue
+        cc = _dict(it.get("cache_creation"))
+        out.append((model, _tokens(it.get("input_tokens")), _tokens(it.get("output_tokens")),
+                    _tokens(it.get("cache_creation_input_tokens")), _tokens(it.get("cache_read_input_tokens")),
+                    _tokens(cc.get("ephemeral_5m_input_tokens")), _tokens(cc.get("ephemeral_1h_input_tokens"))))
+    return out
 
 
 def decode_object(raw: bytes) -> dict[str, Any] | None:
@@ -242,6 +265,7 @@ def extract_row(raw: bytes, chunk: RawChunk, record: Record, ingested_at: dateti
         _str(usage.get("service_tier")),
         _str(usage.get("speed")),
         _str(usage.get("inference_geo")),
+        advisor_usage(usage),
         tool_use_ids,
         tool_use_names,
         tool_result_ids,

@@ -36,7 +36,7 @@ RAW_CHUNKS_VIEW = "raw_chunks_to_traces_v4"  # migration 4; migration 3 created 
 RAW_CHUNKS_VIEW_V3 = "raw_chunks_to_traces"
 # the columns migration 4 added (usage details of current Claude Code, the echoed response's time)
 V4_COLUMNS: tuple[str, ...] = ("web_search_requests", "web_fetch_requests", "service_tier", "speed",
-                               "inference_geo", "echo_timestamp")
+                               "inference_geo", "advisor_usage", "echo_timestamp")
 
 # what the sink inserts, one row per chunk (stream/store/writer.py: chunk_row)
 RAW_CHUNK_COLUMNS: list[str] = [
@@ -70,10 +70,13 @@ def _obj(**fields: str) -> str:
 
 _ANY = "Dynamic"  # a leaf of any JSON type; dynamicType() tells which
 _BLOCK = _obj(type=_ANY, id=_ANY, name=_ANY, tool_use_id=_ANY, is_error=_ANY)
+_CACHE_CREATION = _obj(ephemeral_5m_input_tokens=_ANY, ephemeral_1h_input_tokens=_ANY)
+_ITERATION = _obj(type=_ANY, model=_ANY, input_tokens=_ANY, output_tokens=_ANY, cache_creation_input_tokens=_ANY,
+                  cache_read_input_tokens=_ANY, cache_creation=_CACHE_CREATION)
 _USAGE = _obj(input_tokens=_ANY, output_tokens=_ANY, cache_creation_input_tokens=_ANY, cache_read_input_tokens=_ANY,
-              cache_creation=_obj(ephemeral_5m_input_tokens=_ANY, ephemeral_1h_input_tokens=_ANY),
+              cache_creation=_CACHE_CREATION,
               server_tool_use=_obj(web_search_requests=_ANY, web_fetch_requests=_ANY),
-              service_tier=_ANY, speed=_ANY, inference_geo=_ANY)
+              service_tier=_ANY, speed=_ANY, inference_geo=_ANY, iterations=f"Array({_ITERATION})")
 LINE_SHAPE = _obj(
     type=_ANY, sessionId=_ANY, timestamp=_ANY, subtype=_ANY, operation=_ANY, cwd=_ANY, uuid=_ANY,
     parentUuid=_ANY, logicalParentUuid=_ANY, version=_ANY, gitBranch=_ANY, slug=_ANY, requestId=_ANY,
@@ -119,6 +122,15 @@ def timestamp(x: str) -> str:
 def msg(rule: Any, path: str) -> str:
     """A message field: of the echoed response on an echo line (is_echo), else of the line's own message."""
     return f"if(is_echo, {rule('j.data.message.message.' + path)}, {rule('j.message.' + path)})"
+
+
+def advisors(iterations: str) -> str:
+    """extract.advisor_usage: the advisor_message iterations with a model, as (model, tokens...) tuples."""
+    fields = ", ".join(tokens(f"it.{f}") for f in (
+        "input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
+        "cache_creation.ephemeral_5m_input_tokens", "cache_creation.ephemeral_1h_input_tokens"))
+    return (f"arrayMap(it -> tuple({text('it.model')}, {fields}), "
+            f"arrayFilter(it -> {text('it.type')} = 'advisor_message' AND {text('it.model')} != '', {iterations}))")
 
 
 _RESULT_AGENT_BY_PATH = "JSONExtract(raw, 'toolUseResult', 'agentId', 'Dynamic')"
@@ -171,6 +183,7 @@ _COLUMNS: dict[str, str] = {
     "service_tier": msg(text, "usage.service_tier"),
     "speed": msg(text, "usage.speed"),
     "inference_geo": msg(text, "usage.inference_geo"),
+    "advisor_usage": msg(advisors, "usage.iterations"),
     "tool_use_ids": f"arrayMap(b -> {text('b.id')}, {_blocks('tool_use')})",
     "tool_use_names": f"arrayMap(b -> {text('b.name')}, {_blocks('tool_use')})",
     "tool_result_ids": f"arrayMap(b -> {text('b.tool_use_id')}, {_blocks('tool_result')})",

@@ -206,6 +206,10 @@ ALTER TABLE claude_raw_traces
     ADD COLUMN IF NOT EXISTS service_tier        LowCardinality(String) AFTER web_fetch_requests,
     ADD COLUMN IF NOT EXISTS speed               LowCardinality(String) AFTER service_tier,
     ADD COLUMN IF NOT EXISTS inference_geo       LowCardinality(String) AFTER speed,
+    -- advisor sub-inferences (usage.iterations of type advisor_message): (model, input, output,
+    -- cache creation, cache read, 5m writes, 1h writes)
+    ADD COLUMN IF NOT EXISTS advisor_usage       Array(Tuple(String, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64))
+                                                 AFTER inference_geo,
     ADD COLUMN IF NOT EXISTS echo_timestamp      DateTime64(3, 'UTC') AFTER progress_agent_id
 """
 

@@ -155,6 +155,19 @@ ODD_LINES: list[Any] = [
                                                 "inference_geo": {"x": 1}}}},
     {"type": "assistant", "message": {"usage": {"server_tool_use": {"web_search_requests": -1,
                                                                     "web_fetch_requests": 1.5}}}},
+    # advisor sub-inferences in usage.iterations: only advisor_message entries with a model count
+    {"type": "assistant", "requestId": "r2", "message": {"id": "m3", "model": "claude-sonnet-4-6", "usage": {
+        "input_tokens": 2, "output_tokens": 491, "iterations": [
+            {"type": "message", "input_tokens": 1, "output_tokens": 45, "cache_read_input_tokens": 109696},
+            {"type": "advisor_message", "model": "claude-opus-4-7", "input_tokens": 159419, "output_tokens": 7805,
+             "cache_read_input_tokens": 0, "cache_creation_input_tokens": 12,
+             "cache_creation": {"ephemeral_5m_input_tokens": 2, "ephemeral_1h_input_tokens": 10}},
+            {"type": "advisor_message", "model": "", "input_tokens": 5},
+            {"type": "advisor_message", "input_tokens": 5},
+            {"type": "advisor_message", "model": "claude-fable-5-1", "input_tokens": "7", "output_tokens": None},
+            "junk", None, {"type": "fallback_message", "model": "claude-opus-4-6", "input_tokens": 3}]}}},
+    {"type": "assistant", "message": {"usage": {"iterations": "none"}}},
+    {"type": "assistant", "message": {"usage": {"iterations": {"type": "advisor_message", "model": "m"}}}},
     # subagent echoes: an assistant response, a user message, odd shapes, the echoed time
     {"type": "progress", "timestamp": "2026-01-06T18:02:36.763Z", "requestId": "outer", "message": {"id": "outer"},
      "data": {"type": "agent_progress", "agentId": "ag", "message": {
@@ -254,7 +267,14 @@ _USAGE = _object({**{k: _ANY for k in ("input_tokens", "output_tokens", "cache_c
                                         "cache_read_input_tokens", "service_tier", "speed", "inference_geo")},
                    "cache_creation": _object({k: _ANY for k in ("ephemeral_5m_input_tokens",
                                                                 "ephemeral_1h_input_tokens")}),
-                   "server_tool_use": _object({k: _ANY for k in ("web_search_requests", "web_fetch_requests")})})
+                   "server_tool_use": _object({k: _ANY for k in ("web_search_requests", "web_fetch_requests")}),
+                   "iterations": st.one_of(_SCALARS, st.lists(st.one_of(_SCALARS, st.fixed_dictionaries({}, optional={
+                       "type": st.one_of(_ANY, st.just("advisor_message")), "model": _ANY,
+                       **{k: _ANY for k in ("input_tokens", "output_tokens", "cache_creation_input_tokens",
+                                            "cache_read_input_tokens")},
+                       "cache_creation": _object({k: _ANY for k in ("ephemeral_5m_input_tokens",
+                                                                    "ephemeral_1h_input_tokens")})})),
+                       max_size=3))})
 _BLOCK = _object({k: _ANY for k in ("type", "id", "name", "tool_use_id", "is_error")})
 _LINE = st.fixed_dictionaries({}, optional={
     **{k: _ANY for k in ("type", "sessionId", "timestamp", "subtype", "operation", "cwd", "uuid", "parentUuid",
