@@ -349,11 +349,16 @@ LEFT JOIN
 # token_usage_state, and a new name lets the migration fill it while the old one still serves (create, fill,
 # switch the view, drop the old): a concurrent sink loses nothing, and min/max make the overlap harmless.
 _ECHO = "type = 'progress' AND progress_type = 'agent_progress' AND message_id != ''"
-_CACHE_WRITE = ("if(cache_creation_input_tokens = 0, cache_creation_5m + cache_creation_1h, "
-                "cache_creation_input_tokens)")
+# One response line yields its own usage row plus one per advisor sub-inference (advisor_usage: billed under the
+# advisor's model, outside the line's top-level counts). An advisor row is its own response,
+# "<message_id>:advisor:<n>" with the line's requestId (as ccusage 20 keys it), deduplicated like any other.
+_USAGES = ("arrayConcat([tuple(toUInt32(0), toString(model), input_tokens, output_tokens, cache_creation_input_tokens, "
+           "cache_read_input_tokens, cache_creation_5m, cache_creation_1h)], "
+           "arrayMap((a, i) -> tuple(toUInt32(i), a.1, a.2, a.3, a.4, a.5, a.6, a.7), advisor_usage, "
+           "arrayEnumerate(advisor_usage)))")
 _GROUPS_SELECT = f"""
 SELECT
-    message_id,
+    r_message_id AS message_id,
     group_key,
     neg_total,
     min(r_file_path) AS file_path,
@@ -366,6 +371,7 @@ SELECT
     min(r_host) AS host,
     min(r_user) AS user,
     min(r_is_echo) AS is_echo,
+    max(r_is_advisor) AS is_advisor,
     max(r_input) AS input_tokens,
     max(r_output) AS output_tokens,
     max(r_cache_creation) AS cache_creation_input_tokens,
@@ -381,28 +387,35 @@ FROM
 (
     -- prefixed names: an aggregate's alias must never shadow a column another expression reads
     SELECT
-        message_id,
-        if(message_id = '', concat('@', file_id, ':', toString(incarnation), ':', toString(byte_offset)),
+        u.1 AS r_advisor_n,
+        r_advisor_n > 0 AS r_is_advisor,
+        if(message_id = '' OR NOT r_is_advisor, message_id,
+           concat(message_id, ':advisor:', toString(r_advisor_n - 1))) AS r_message_id,
+        if(message_id = '', concat('@', file_id, ':', toString(incarnation), ':', toString(byte_offset),
+                                   if(r_is_advisor, concat(':advisor:', toString(r_advisor_n - 1)), '')),
            request_id) AS group_key,
         {_ECHO} AS r_is_echo,
-        {_CACHE_WRITE} AS r_cache_creation,
-        -toInt64(input_tokens + output_tokens + r_cache_creation + cache_read_input_tokens) AS neg_total,
+        u.3 AS r_input, u.4 AS r_output, u.6 AS r_cache_read, u.7 AS r_cache_5m, u.8 AS r_cache_1h,
+        if(u.5 = 0, u.7 + u.8, u.5) AS r_cache_creation,
+        -toInt64(r_input + r_output + r_cache_creation + r_cache_read) AS neg_total,
         toString(file_path) AS r_file_path,
         if(r_is_echo AND toUnixTimestamp64Milli(echo_timestamp) != 0, echo_timestamp, timestamp) AS r_timestamp,
         session_id AS r_session_id,
         if(r_is_echo, progress_agent_id, agent_id) AS r_agent_id,
         if(r_is_echo, toUInt8(1), is_sidechain) AS r_is_sidechain,
         toString(project) AS r_project,
-        toString(model) AS r_model, toString(host) AS r_host, toString(user) AS r_user,
-        input_tokens AS r_input, output_tokens AS r_output,
-        cache_read_input_tokens AS r_cache_read, cache_creation_5m AS r_cache_5m,
-        cache_creation_1h AS r_cache_1h, web_search_requests AS r_web_search, web_fetch_requests AS r_web_fetch,
-        toString(service_tier) AS r_service_tier, toString(speed) AS r_speed,
-        toString(inference_geo) AS r_inference_geo
+        u.2 AS r_model, toString(host) AS r_host, toString(user) AS r_user,
+        -- server tools, tier, speed and geo belong to the line's own request, not to its advisor calls
+        if(r_is_advisor, 0, web_search_requests) AS r_web_search,
+        if(r_is_advisor, 0, web_fetch_requests) AS r_web_fetch,
+        if(r_is_advisor, '', toString(service_tier)) AS r_service_tier,
+        if(r_is_advisor, '', toString(speed)) AS r_speed,
+        if(r_is_advisor, '', toString(inference_geo)) AS r_inference_geo
     FROM {{source}}
+    ARRAY JOIN {_USAGES} AS u
     WHERE type = 'assistant' OR ({_ECHO})
 )
-GROUP BY message_id, group_key, neg_total
+GROUP BY r_message_id, group_key, neg_total
 """
 
 TOKEN_USAGE_GROUPS = """
@@ -421,6 +434,7 @@ CREATE TABLE IF NOT EXISTS token_usage_groups
     host                        SimpleAggregateFunction(min, String),
     user                        SimpleAggregateFunction(min, String),
     is_echo                     SimpleAggregateFunction(min, UInt8),
+    is_advisor                  SimpleAggregateFunction(max, UInt8),
     input_tokens                SimpleAggregateFunction(max, UInt64),
     output_tokens               SimpleAggregateFunction(max, UInt64),
     cache_creation_input_tokens SimpleAggregateFunction(max, UInt64),
@@ -449,15 +463,28 @@ _OLD_ECHO = ("type = 'progress' AND progress_type = 'agent_progress' AND message
 
 # Assistant lines stored before migration 4 lack the usage details it added (all empty): read from raw too.
 _OLD_DETAILS = ("type = 'assistant' AND web_search_requests = 0 AND web_fetch_requests = 0 AND service_tier = '' "
-                "AND speed = '' AND inference_geo = ''")
+                "AND speed = '' AND inference_geo = '' AND empty(advisor_usage)")
+
+
+def _advisors_from_raw(keys: str) -> str:
+    def n(*k: str) -> str:
+        return f"JSONExtractUInt(x, {', '.join(repr(p) for p in k)})"
+
+    fields = ", ".join([n("input_tokens"), n("output_tokens"), n("cache_creation_input_tokens"),
+                        n("cache_read_input_tokens"), n("cache_creation", "ephemeral_5m_input_tokens"),
+                        n("cache_creation", "ephemeral_1h_input_tokens")])
+    return (f"arrayMap(x -> tuple(JSONExtractString(x, 'model'), {fields}), "
+            f"arrayFilter(x -> JSONExtractString(x, 'type') = 'advisor_message' AND JSONExtractString(x, 'model') "
+            f"!= '', JSONExtractArrayRaw(raw, {keys})))")
 
 
 def _from_raw(column: str, kind: str, *path: str, details: bool = False) -> str:
-    echo_keys = ", ".join(f"'{p}'" for p in ("data", "message", *path))
-    value = f"if({_OLD_ECHO}, JSONExtract{kind}(raw, {echo_keys}), {column})"
+    def read(keys: str) -> str:
+        return _advisors_from_raw(keys) if kind == "Advisors" else f"JSONExtract{kind}(raw, {keys})"
+
+    value = f"if({_OLD_ECHO}, {read(', '.join(repr(p) for p in ('data', 'message', *path)))}, {column})"
     if details:  # the assistant line's own message: path without the echo's data.message prefix
-        keys = ", ".join(f"'{p}'" for p in path)
-        value = f"if({_OLD_DETAILS}, JSONExtract{kind}(raw, {keys}), {value})"
+        value = f"if({_OLD_DETAILS}, {read(', '.join(repr(p) for p in path))}, {value})"
     return f"{value} AS {column}"
 
 
@@ -478,6 +505,7 @@ _BACKFILL_SOURCE = "(SELECT * REPLACE (" + ", ".join([
     _from_raw("service_tier", "String", "message", "usage", "service_tier", details=True),
     _from_raw("speed", "String", "message", "usage", "speed", details=True),
     _from_raw("inference_geo", "String", "message", "usage", "inference_geo", details=True),
+    _from_raw("advisor_usage", "Advisors", "message", "usage", "iterations", details=True),
     f"if({_OLD_ECHO}, parseDateTime64BestEffortOrZero(JSONExtractString(raw, 'data', 'message', 'timestamp'), "
     "3, 'UTC'), echo_timestamp) AS echo_timestamp",
 ]) + ") FROM claude_raw_traces WHERE type IN ('assistant', 'progress'))"
@@ -491,7 +519,7 @@ SELECT
     message_id,
     if(startsWith(group_key, '@'), '', group_key) AS request_id,
     host, user, file_path, session_id, agent_id, is_sidechain, project, timestamp, toDate(timestamp) AS day,
-    model, if(is_echo = 1, 'echo', 'assistant') AS source,
+    model, multiIf(is_advisor = 1, 'advisor', is_echo = 1, 'echo', 'assistant') AS source,
     input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens,
     cache_creation_5m, cache_creation_1h, web_search_requests, web_fetch_requests, service_tier, speed,
     inference_geo,
@@ -522,6 +550,7 @@ FROM
         argMin(user, (neg_total, user)) AS user,
         -- 0 when an assistant line is among the kept ones: 'echo' means the echo is the only record
         argMin(is_echo, (neg_total, is_echo)) AS is_echo,
+        max(is_advisor) AS is_advisor,
         argMin(input_tokens, neg_total) AS input_tokens,
         argMin(output_tokens, neg_total) AS output_tokens,
         argMin(cache_creation_input_tokens, neg_total) AS cache_creation_input_tokens,

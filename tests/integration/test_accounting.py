@@ -4,8 +4,8 @@ Fed: (1) the fixture corpus (63 files, 18,918 objects) against ccusage 20.0.24's
 tests/fixtures/ccusage/daily.json; (2) hand-made transcripts, one line per usage case (a streaming placeholder
 and its final line, the nested cache split under a flat 0, web search and fetch, an unknown model, subagent
 echoes with and without the subagent's own line, fast mode, both sides of a long-context threshold, record
-types extraction does not model), stored through the sink's writer into chDB, on a current store and on a
-store filled before migration 4.
+types extraction does not model, an advisor call), stored through the sink's writer into chDB, on a current
+store and on a store filled before migration 4.
 """
 
 from __future__ import annotations
@@ -153,6 +153,15 @@ PARENT: list[dict[str, Any]] = [
                                       cache_creation={"ephemeral_5m_input_tokens": 0,
                                                       "ephemeral_1h_input_tokens": 50_000})),
     assistant("short", SONNET45, usage(1000, 1000, 0, 1000)),
+    # an advisor call (Opus 4.7 advising Sonnet 4.6) inside the response's usage.iterations, on a line written
+    # twice: counted once, under the advisor's model, outside the line's own counts
+    *[assistant("adv", SONNET46, usage(2, 491, 7853, 226_584, iterations=[
+        {"type": "message", "input_tokens": 1, "output_tokens": 45, "cache_read_input_tokens": 109_696,
+         "cache_creation_input_tokens": 7192},
+        {"type": "advisor_message", "model": "claude-opus-4-7", "input_tokens": 159_419, "output_tokens": 7805,
+         "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0},
+        {"type": "message", "input_tokens": 1, "output_tokens": 446, "cache_read_input_tokens": 116_888,
+         "cache_creation_input_tokens": 661}]), advisorModel="claude-opus-4-7") for _ in range(2)],
     # an echo of a user message and record types extraction does not model: stored, never counted
     {"type": "progress", "sessionId": S, "timestamp": "2026-03-01T10:01:00.000Z",
      "data": {"type": "agent_progress", "agentId": "sub1",
@@ -171,6 +180,9 @@ SUBAGENT: list[dict[str, Any]] = [
 # token_usage, row for row: (message_id, source, session, agent, sidechain, day, model, input, output,
 # cache creation, cache read, 5m, 1h, web searches, web fetches, speed, service tier, geo)
 EXPECTED = [
+    ("msg_adv", "assistant", S, "", 0, "2026-03-01", SONNET46, 2, 491, 7853, 226_584, 0, 0, 0, 0, "", "", ""),
+    ("msg_adv:advisor:0", "advisor", S, "", 0, "2026-03-01", "claude-opus-4-7", 159_419, 7805, 0, 0, 0, 0, 0, 0, "",
+     "", ""),
     ("msg_e1", "assistant", S, "sub1", 1, "2026-03-01", OPUS, 2, 40, 0, 500, 0, 0, 0, 0, "", "", ""),
     ("msg_e2", "echo", S, "sub1", 1, "2026-03-02", OPUS, 7, 70, 300, 900, 0, 0, 0, 0, "", "", ""),
     ("msg_fast", "assistant", S, "", 0, "2026-03-01", OPUS, 1000, 2000, 0, 10_000, 0, 0, 0, 0, "fast", "standard", ""),
@@ -253,7 +265,7 @@ def test_costs_by_day_model_and_session(hand: ClickHouse, pricing: Any) -> None:
     assert models["claude-zebra-9"] == 0.0
     session = q.sessions(hand.query_dicts, q.Filters(), pricing)
     assert [(r["session_id"], r["responses"], r["unpriced_models"]) for r in session] == [
-        (S, 9, ["claude-zebra-9"])]
+        (S, 11, ["claude-zebra-9"])]
     assert session[0]["cost_usd"] == pytest.approx(sum(want.values()), abs=1e-6)
 
 
