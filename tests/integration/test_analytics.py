@@ -172,6 +172,17 @@ def test_stored_rows_and_views_exist(ch: ClickHouse) -> None:
     assert ch.query_rows("SELECT max(version) FROM schema_migrations") == [(max(m.version for m in all_migrations()),)]
 
 
+def test_the_session_figures_are_ccusages_recorded_output() -> None:
+    """CCUSAGE_SESSIONS above is ccusage's session report as recorded in tests/fixtures/ccusage/session.json."""
+    doc = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "ccusage" / "session.json").read_text())
+    assert {(r["projectPath"], r["sessionId"]): (r["inputTokens"], r["outputTokens"], r["cacheCreationTokens"],
+                                                 r["cacheReadTokens"], r["totalCost"]) for r in doc["sessions"]} == (
+        CCUSAGE_SESSIONS)
+    t = doc["totals"]
+    assert (t["inputTokens"], t["outputTokens"], t["cacheCreationTokens"], t["cacheReadTokens"],
+            t["totalCost"]) == CCUSAGE_TOTALS
+
+
 def test_tokens_per_session_match_ccusage(ch: ClickHouse, pricing: Any) -> None:
     # ccusage's session report counts assistant lines only: ccstream's responses kept from an assistant line
     cost = pricing.sql_cost_expr(fast="speed = 'fast'", web_search_requests="web_search_requests")
