@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stream.analytics.pricing import PriceTable
+from stream.store.extract import MODELLED_TYPES
 
 Query = Callable[[str, dict[str, Any] | None], list[dict[str, Any]]]
 
@@ -109,9 +110,34 @@ def _and(conds: Sequence[str]) -> str:
 
 
 def _cost(pricing: PriceTable) -> str:
-    """Cost of the inner aggregates t_in/t_out/t_cc/t_cr/t_cc1h, the price row bound once as t_pidx."""
+    """Cost of the inner aggregates t_in/t_out/t_cc/t_cr/t_cc1h/t_ws, the price row bound once as t_pidx; the
+    aggregates are grouped by model, fast mode (t_fast) and prompt band (t_band), so tiers price right."""
     return pricing.sql_cost_expr(model="model", input_tokens="t_in", output_tokens="t_out", cache_creation="t_cc",
-                                 cache_read="t_cr", cache_creation_1h="t_cc1h", price_index="t_pidx")
+                                 cache_read="t_cr", cache_creation_1h="t_cc1h", price_index="t_pidx",
+                                 fast="t_fast", prompt_band="t_band", web_search_requests="t_ws")
+
+
+def _priced_groups(pricing: PriceTable) -> tuple[str, str, str]:
+    """(select list, group keys, outer aggregates) shared by every query that prices token_usage: per request
+    fast mode and prompt band go into the grouping, the sums are priced per group, and models without a price
+    are collected by name (`unpriced_models`) so they never pass as free."""
+    band = pricing.sql_prompt_band("input_tokens + cache_creation_input_tokens + cache_read_input_tokens")
+    select = f"""model,
+        speed = 'fast' AS t_fast,
+        {band} AS t_band,
+        count() AS t_responses,
+        sum(input_tokens) AS t_in,
+        sum(output_tokens) AS t_out,
+        sum(cache_creation_input_tokens) AS t_cc,
+        sum(cache_read_input_tokens) AS t_cr,
+        sum(cache_creation_1h) AS t_cc1h,
+        sum(web_search_requests) AS t_ws,
+        sum(web_fetch_requests) AS t_wf,
+        {pricing.sql_price_index("model")} AS t_pidx,
+        {_cost(pricing)} AS t_cost"""
+    outer = ("arraySort(groupUniqArrayIf(model, t_pidx = 0 AND model NOT IN ('', '<synthetic>'))) "
+             "AS unpriced_models")
+    return select, "model, t_fast, t_band", outer
 
 
 # ---- tokens -------------------------------------------------------------------------------------------
@@ -135,39 +161,37 @@ def tokens_sql(by: Sequence[str], filters: Filters, pricing: PriceTable, groupin
     inner_keys = ", ".join(f"{col} AS k_{name}" for name, col in dims)
     outer_keys = ", ".join(f"k_{name} AS {name}" for name, _ in dims)
     group_inner = ", ".join(f"k_{name}" for name, _ in dims)
-    cost = _cost(pricing)
+    select, groups, unpriced = _priced_groups(pricing)
     where = _and(_where(filters, "day"))
     return f"""
 SELECT
     {outer_keys},
-    sum(t_responses) AS responses,
+    {_TOKEN_SUMS},
+    arraySort(groupUniqArrayIf(model, model NOT IN ('', '<synthetic>'))) AS models,
+    {unpriced}
+FROM
+(
+    SELECT
+        {inner_keys},
+        {select}
+    FROM token_usage
+    WHERE {where}
+    GROUP BY {group_inner}, {groups}
+)
+GROUP BY {group_inner}
+ORDER BY {group_inner}
+"""
+
+
+_TOKEN_SUMS = """sum(t_responses) AS responses,
     sum(t_in) AS input_tokens,
     sum(t_out) AS output_tokens,
     sum(t_cc) AS cache_creation_input_tokens,
     sum(t_cr) AS cache_read_input_tokens,
     sum(t_in + t_out + t_cc + t_cr) AS total_tokens,
-    round(sum(t_cost), 6) AS cost_usd,
-    arraySort(groupUniqArrayIf(model, model NOT IN ('', '<synthetic>'))) AS models
-FROM
-(
-    SELECT
-        {inner_keys},
-        model,
-        count() AS t_responses,
-        sum(input_tokens) AS t_in,
-        sum(output_tokens) AS t_out,
-        sum(cache_creation_input_tokens) AS t_cc,
-        sum(cache_read_input_tokens) AS t_cr,
-        sum(cache_creation_1h) AS t_cc1h,
-        {pricing.sql_price_index("model")} AS t_pidx,
-        {cost} AS t_cost
-    FROM token_usage
-    WHERE {where}
-    GROUP BY {group_inner}, model
-)
-GROUP BY {group_inner}
-ORDER BY {group_inner}
-"""
+    sum(t_ws) AS web_search_requests,
+    sum(t_wf) AS web_fetch_requests,
+    round(sum(t_cost), 6) AS cost_usd"""
 
 
 def tokens(query: Query, by: Sequence[str], filters: Filters, pricing: PriceTable,
@@ -176,26 +200,31 @@ def tokens(query: Query, by: Sequence[str], filters: Filters, pricing: PriceTabl
 
 
 def token_totals(query: Query, filters: Filters, pricing: PriceTable) -> dict[str, Any]:
-    cost = _cost(pricing)
+    select, groups, unpriced = _priced_groups(pricing)
     sql = f"""
-SELECT sum(t_responses) AS responses, sum(t_in) AS input_tokens, sum(t_out) AS output_tokens,
-       sum(t_cc) AS cache_creation_input_tokens, sum(t_cr) AS cache_read_input_tokens,
-       sum(t_in + t_out + t_cc + t_cr) AS total_tokens, round(sum(t_cost), 6) AS cost_usd
+SELECT {_TOKEN_SUMS}, {unpriced}
 FROM (
-    SELECT model, count() AS t_responses, sum(input_tokens) AS t_in, sum(output_tokens) AS t_out,
-           sum(cache_creation_input_tokens) AS t_cc, sum(cache_read_input_tokens) AS t_cr,
-           sum(cache_creation_1h) AS t_cc1h, {pricing.sql_price_index("model")} AS t_pidx, {cost} AS t_cost
-    FROM token_usage WHERE {_and(_where(filters, "day"))} GROUP BY model
+    SELECT {select}
+    FROM token_usage WHERE {_and(_where(filters, "day"))} GROUP BY {groups}
 )"""
     rows = query(sql, filters.params())
     return rows[0] if rows else {}
+
+
+def unpriced_models(query: Query, pricing: PriceTable, filters: Filters | None = None) -> list[str]:
+    """Models in token_usage (within the filters) that the price table does not know, by name."""
+    filters = filters or Filters()
+    rows = query(f"SELECT DISTINCT model FROM token_usage WHERE {_and(_where(filters, 'day'))} "
+                 f"AND {pricing.sql_price_index('model')} = 0 AND model NOT IN ('', '<synthetic>') ORDER BY model",
+                 filters.params())
+    return [str(r["model"]) for r in rows]
 
 
 # ---- sessions -----------------------------------------------------------------------------------------
 
 
 def sessions_sql(filters: Filters, pricing: PriceTable, limit: int | None = None) -> str:
-    cost = _cost(pricing)
+    select, groups, unpriced = _priced_groups(pricing)
     # a session counts for a range it overlaps: ended on/after `since`, started on/before `until`
     where = _and(["messages > 0", *_where(filters, "ended_at", "project", start="started_at")])
     lim = f"LIMIT {int(limit)}" if limit else ""
@@ -204,18 +233,16 @@ SELECT
     session_id, host, user, project, git_branch, slug, versions, started_at, ended_at, duration_s,
     turns, messages, lines, files, models, tools_used, tool_calls, tool_errors, api_errors, compactions,
     subagents, responses, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens,
-    total_tokens, round(c.c_cost, 6) AS cost_usd, o.o_user AS otel_user, round(o.o_cost, 6) AS cc_cost_usd
+    total_tokens, c.c_web_search AS web_search_requests, round(c.c_cost, 6) AS cost_usd,
+    c.unpriced_models AS unpriced_models, o.o_user AS otel_user, round(o.o_cost, 6) AS cc_cost_usd
 FROM session_summary AS s
 LEFT JOIN
 (
-    SELECT c_session_id, sum(t_cost) AS c_cost
+    SELECT c_session_id, sum(t_cost) AS c_cost, sum(t_ws) AS c_web_search, {unpriced}
     FROM (
-        SELECT session_id AS c_session_id, model, sum(input_tokens) AS t_in, sum(output_tokens) AS t_out,
-               sum(cache_creation_input_tokens) AS t_cc, sum(cache_read_input_tokens) AS t_cr,
-               sum(cache_creation_1h) AS t_cc1h, {pricing.sql_price_index("model")} AS t_pidx,
-               {cost} AS t_cost
+        SELECT session_id AS c_session_id, {select}
         FROM token_usage
-        GROUP BY session_id, model
+        GROUP BY session_id, {groups}
     )
     GROUP BY c_session_id
 ) AS c ON s.session_id = c.c_session_id
@@ -342,6 +369,11 @@ def store_status(query: Query) -> dict[str, Any]:
         None,
     )
     out.update(row[0] if row else {})
+    # record types extraction does not model (stored raw, common columns only): by type, most frequent first
+    modelled = ", ".join(f"'{t}'" for t in MODELLED_TYPES)
+    out["unmodelled_types"] = {str(r["type"] or "(no type)"): int(r["n"]) for r in query(
+        "SELECT type, uniqExact(file_id, incarnation, byte_offset) AS n FROM claude_raw_traces "
+        f"WHERE type NOT IN ({modelled}) GROUP BY type ORDER BY n DESC, type", None)}
     try:
         out["dead_letters"] = int(query("SELECT uniqExact(file_id, incarnation, byte_offset) AS n "
                                         "FROM dead_letters", None)[0]["n"])

@@ -45,6 +45,35 @@ def _pricing(settings: Any) -> Any:
     return load_pricing(getattr(settings, "data_dir", None))
 
 
+def _warn_unpriced(models: Sequence[str], settings: Any, err: IO[str] | None = None) -> None:
+    """One line on stderr naming models without a price, and where to add one: never a silent $0."""
+    if not models:
+        return
+    from pathlib import Path
+
+    from stream.analytics.pricing import PRICING_ENV, PricingError, override_path
+
+    data_dir = getattr(settings, "data_dir", None)
+    try:
+        target = override_path(data_dir)
+    except PricingError:
+        target = None
+    where = str(target or (Path(data_dir) / "pricing.json" if data_dir else f"${PRICING_ENV}"))
+    names = ", ".join(sorted(set(models)))
+    print(f"ccstream: no price for {names}: its tokens are counted, its cost is left out of cost_usd; add it to "
+          f"{where} (same shape as stream/analytics/pricing.json: input, output, cache_write_5m, cache_write_1h, "
+          "cache_read in USD per million tokens)", file=err or sys.stderr)
+
+
+def _settings_or_none() -> Any:
+    try:
+        from stream.config import load_settings
+
+        return load_settings()
+    except Exception:  # only used to say where the override file goes
+        return None
+
+
 def _parser(cmd: str, description: str, filters: bool = True, order: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"ccstream {cmd}", description=description)
     fmt = p.add_mutually_exclusive_group()
@@ -377,6 +406,8 @@ def main_sessions(argv: Sequence[str] | None = None, query: Query | None = None,
             rows.reverse()
         if not rows and _nothing_imported(query, args, out):
             return 0
+        _warn_unpriced([m for r in rows for m in (r.get("unpriced_models") or [])],
+                       settings or _settings_or_none())
         tz = _tz(args)
         cols = [col("session_id", "session", _short), col("started_at", f"started ({tz})", _time_in(tz)),
                 col("duration_s", "duration", _dur, 4), col("project", "project", _tail, 2, wrap=True),
@@ -431,6 +462,8 @@ def main_tokens(argv: Sequence[str] | None = None, query: Query | None = None, p
         if not rows and _nothing_imported(query, args, out, {"by": by, "timezone": tz, "rows": [], "totals": {}}):
             return 0
         totals = _numeric([q.token_totals(query, filters, pricing)])[0]
+        unpriced = list(totals.get("unpriced_models") or [])
+        _warn_unpriced(unpriced, settings or _settings_or_none())
         if "session" in by:
             _add_activity(rows, _numeric(q.session_activity(query, filters, args.grouping)), args.grouping)
         rows = _ordered(rows, by, args.order)
@@ -439,7 +472,7 @@ def main_tokens(argv: Sequence[str] | None = None, query: Query | None = None, p
                                                    args.start_of_week)), by)
         doc = {"by": by, "grouping": args.grouping, "timezone": tz, "order": args.order,
                "filters": {"since": jsonable(args.since), "until": jsonable(args.until), "project": args.project},
-               "pricing": {"date": pricing.date, "currency": pricing.currency},
+               "pricing": {"date": pricing.date, "currency": pricing.currency, "unpriced_models": unpriced},
                "rows": rows, "totals": totals}
         keys = [k for k in rows[0] if k not in _TOKEN_OUT] if rows else by
         cols: list[Column] = []
@@ -513,7 +546,8 @@ def _with_breakdown_rows(rows: list[dict[str, Any]], keys: Sequence[str]) -> lis
 
 
 _TOKEN_OUT = {"responses", "input_tokens", "output_tokens", "cache_creation_input_tokens",
-              "cache_read_input_tokens", "total_tokens", "cost_usd", "models", "breakdown"}
+              "cache_read_input_tokens", "total_tokens", "cost_usd", "models", "breakdown", "unpriced_models",
+              "web_search_requests", "web_fetch_requests"}
 
 
 def _session_or_str(v: Any) -> str:
@@ -829,7 +863,8 @@ def _render_show(session_id: str, walk: list[tuple[int, Any]], conv: Any, full: 
 # ---- status ---------------------------------------------------------------------------------------------
 
 
-def main_status(argv: Sequence[str] | None = None, query: Query | None = None, out: IO[str] | None = None) -> int:
+def main_status(argv: Sequence[str] | None = None, query: Query | None = None, out: IO[str] | None = None,
+                pricing: Any = None) -> int:
     p = _parser("status", "Pipeline health: Redis stream and consumer lag, Kafka consumer lag, followed files, "
                           "dead letters, last insert.", filters=False)
     args = p.parse_args(argv)
@@ -849,6 +884,7 @@ def main_status(argv: Sequence[str] | None = None, query: Query | None = None, o
         if not store.get("rows"):  # max() of nothing is 1970-01-01 to ClickHouse
             store["last_insert"] = store["last_event"] = "never"
         report["import"] = _import_state(settings, query)
+        report["pricing"] = _pricing_status(query, pricing or _pricing(settings), settings)
         report["followed_files"] = _followed_files(query)
         report["recent_dead_letters"] = _recent_dead_letters(query)
         report["redis"] = _redis_status(settings)
@@ -913,6 +949,18 @@ def _recent_dead_letters(query: Query, n: int = 5) -> Any:
         return "none"
     return {f"{_time(r['detected_at'])} UTC": f"{r['reason']} at {_tail(r['file_path'])}:{r['line_no']}"
             for r in _numeric(rows)}
+
+
+def _pricing_status(query: Query, pricing: Any, settings: Any) -> dict[str, Any]:
+    """The price table in force and the stored models it has no price for (named, with where to add one)."""
+    out: dict[str, Any] = {"date": pricing.date, "files": list(pricing.origins)}
+    try:
+        out["unpriced_models"] = q.unpriced_models(query, pricing)
+    except Exception as exc:  # an older store without token_usage: say so rather than fail the command
+        out["unpriced_models"] = f"unavailable ({str(exc).splitlines()[0][:80]})"
+        return out
+    _warn_unpriced(out["unpriced_models"], settings)
+    return out
 
 
 def _followed_files(query: Query) -> Any:

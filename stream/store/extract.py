@@ -6,6 +6,17 @@ re-deliveries (see stream/store/schema.py). The format is open-ended (docs/trans
 every field is optional, unknown `type`s are kept (their raw line is stored), `toolUseResult` may be a
 string, `content` a string or a list, `usage` absent or full of nulls.
 
+Subagent echoes: a `progress` line with `data.type = "agent_progress"` whose `data.message.type` is
+"assistant" carries a subagent's API response (`data.message.message`, `data.message.requestId`,
+`data.message.timestamp`). For such a line the message columns (model, message_id, request_id, stop_reason,
+usage) describe the echoed response and `echo_timestamp` is its time; `type` stays "progress" (so views over
+assistant lines are unchanged) and the sort key keeps the line's own timestamp. Often the echo is the only
+record that a request was made (docs/analytics.md).
+
+Advisor calls: `usage.iterations` entries of type "advisor_message" are sub-inferences billed under their own
+`model` and left out of the response's top-level counts; `advisor_usage` keeps each as (model, input, output,
+cache creation, cache read, 5m writes, 1h writes).
+
 Timestamps travel as int milliseconds since the epoch: that is exactly a DateTime64(3) tick, so
 clickhouse-connect writes them without building a datetime per row.
 """
@@ -30,11 +41,17 @@ RAW_TRACES_COLUMNS: list[str] = [
     "model", "message_id", "request_id", "stop_reason",
     "input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
     "cache_creation_5m", "cache_creation_1h",
+    "web_search_requests", "web_fetch_requests", "service_tier", "speed", "inference_geo", "advisor_usage",
     "tool_use_ids", "tool_use_names", "tool_result_ids", "tool_result_is_error",
-    "result_agent_id", "progress_type", "progress_agent_id",
+    "result_agent_id", "progress_type", "progress_agent_id", "echo_timestamp",
     "is_meta", "is_compact_summary", "is_api_error",
     "redactions", "raw", "ingested_at",
 ]
+# record types whose fields extraction or the views interpret; every other type (summary, custom-title, ai-title,
+# attachment, pr-link and whatever Claude Code adds next) is stored raw with the common columns only, and
+# `ccstream status` counts them by type
+MODELLED_TYPES: tuple[str, ...] = ("user", "assistant", "system", "progress", "file-history-snapshot",
+                                   "queue-operation")
 COLUMN_INDEX: dict[str, int] = {name: i for i, name in enumerate(RAW_TRACES_COLUMNS)}
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -99,6 +116,25 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def advisor_usage(usage: dict[str, Any]) -> list[tuple[str, int, int, int, int, int, int]]:
+    """The advisor sub-inferences of a usage object: iterations of type "advisor_message" with a model."""
+    out: list[tuple[str, int, int, int, int, int, int]] = []
+    iterations = usage.get("iterations")
+    if not isinstance(iterations, list):
+        return out
+    for it in iterations:
+        if not isinstance(it, dict) or it.get("type") != "advisor_message":
+            continue
+        model = _str(it.get("model"))
+        if not model:
+            continue
+        cc = _dict(it.get("cache_creation"))
+        out.append((model, _tokens(it.get("input_tokens")), _tokens(it.get("output_tokens")),
+                    _tokens(it.get("cache_creation_input_tokens")), _tokens(it.get("cache_read_input_tokens")),
+                    _tokens(cc.get("ephemeral_5m_input_tokens")), _tokens(cc.get("ephemeral_1h_input_tokens"))))
+    return out
+
+
 def decode_object(raw: bytes) -> dict[str, Any] | None:
     """The line as a JSON object, or None (not JSON, not UTF-8, or JSON that is not an object).
 
@@ -154,15 +190,27 @@ def extract_row(raw: bytes, chunk: RawChunk, record: Record, ingested_at: dateti
     if subtype is None and typ == "queue-operation":
         subtype = obj.get("operation")
 
-    # message: model, ids and usage (assistant), tool_use / tool_result blocks (assistant / user)
-    msg = _dict(obj.get("message"))
+    data = _dict(obj.get("data")) if typ == "progress" else {}
+    progress_type = _str(data.get("type"))
+    progress_agent_id = _str(data.get("agentId")) if progress_type == "agent_progress" else ""
+    echo = _dict(data.get("message")) if progress_type == "agent_progress" else {}
+    if echo.get("type") != "assistant":
+        echo = {}
+
+    # message: model, ids and usage (assistant, or the echoed response), tool_use / tool_result blocks
+    # (assistant / user: an echo's blocks are the subagent's, read from its own file)
+    top = _dict(obj.get("message"))
+    msg = _dict(echo.get("message")) if echo else top
+    request_id = echo.get("requestId") if echo else obj.get("requestId")
+    echo_ts = (parse_timestamp(echo.get("timestamp")) or 0) if echo else 0
     usage = _dict(msg.get("usage"))
     cache_creation = _dict(usage.get("cache_creation"))
+    server_tools = _dict(usage.get("server_tool_use"))
     tool_use_ids: list[str] = []
     tool_use_names: list[str] = []
     tool_result_ids: list[str] = []
     tool_result_is_error: list[int] = []
-    content = msg.get("content")
+    content = top.get("content")
     if isinstance(content, list):
         for block in content:
             if not isinstance(block, dict):
@@ -174,10 +222,6 @@ def extract_row(raw: bytes, chunk: RawChunk, record: Record, ingested_at: dateti
             elif kind == "tool_result":
                 tool_result_ids.append(_str(block.get("tool_use_id")))
                 tool_result_is_error.append(_flag(block.get("is_error")))
-
-    data = _dict(obj.get("data")) if typ == "progress" else {}
-    progress_type = _str(data.get("type"))
-    progress_agent_id = _str(data.get("agentId")) if progress_type == "agent_progress" else ""
 
     agent_id = obj.get("agentId")
     if not isinstance(agent_id, str) or not agent_id:
@@ -208,7 +252,7 @@ def extract_row(raw: bytes, chunk: RawChunk, record: Record, ingested_at: dateti
         _str(obj.get("slug")),
         _str(msg.get("model")),
         _str(msg.get("id")),
-        _str(obj.get("requestId")),
+        _str(request_id),
         _str(msg.get("stop_reason")),
         _tokens(usage.get("input_tokens")),
         _tokens(usage.get("output_tokens")),
@@ -216,6 +260,12 @@ def extract_row(raw: bytes, chunk: RawChunk, record: Record, ingested_at: dateti
         _tokens(usage.get("cache_read_input_tokens")),
         _tokens(cache_creation.get("ephemeral_5m_input_tokens")),
         _tokens(cache_creation.get("ephemeral_1h_input_tokens")),
+        _tokens(server_tools.get("web_search_requests")),
+        _tokens(server_tools.get("web_fetch_requests")),
+        _str(usage.get("service_tier")),
+        _str(usage.get("speed")),
+        _str(usage.get("inference_geo")),
+        advisor_usage(usage),
         tool_use_ids,
         tool_use_names,
         tool_result_ids,
@@ -223,6 +273,7 @@ def extract_row(raw: bytes, chunk: RawChunk, record: Record, ingested_at: dateti
         _str(_dict(obj.get("toolUseResult")).get("agentId")),  # a string toolUseResult has no agent
         progress_type,
         progress_agent_id,
+        echo_ts,
         _flag(obj.get("isMeta")),
         _flag(obj.get("isCompactSummary")),
         _flag(obj.get("isApiErrorMessage")),

@@ -20,15 +20,23 @@ array at times, is re-read by path whenever the tuple saw an agentId, so it neve
 beyond 64 bits where a string belongs (ClickHouse reads it as the string of its digits).
 
 Changing the SQL here changes what NEW stores get; an applied migration is never re-run, so a change also needs
-a migration that drops and re-creates the view (see schema.py).
+a migration that creates the new view under a new name and then drops the old one (migration 4 in schema.py):
+created first, so a sink inserting meanwhile loses no line (for an instant both views write; the copies have
+the same identity and merge), and `view_ddl(3)` keeps producing what migration 3 created.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from stream.store.extract import TIMESTAMP_PATTERN
 
 RAW_CHUNKS_TABLE = "raw_chunks"
-RAW_CHUNKS_VIEW = "raw_chunks_to_traces"
+RAW_CHUNKS_VIEW = "raw_chunks_to_traces_v4"  # migration 4; migration 3 created raw_chunks_to_traces
+RAW_CHUNKS_VIEW_V3 = "raw_chunks_to_traces"
+# the columns migration 4 added (usage details of current Claude Code, the echoed response's time)
+V4_COLUMNS: tuple[str, ...] = ("web_search_requests", "web_fetch_requests", "service_tier", "speed",
+                               "inference_geo", "advisor_usage", "echo_timestamp")
 
 # what the sink inserts, one row per chunk (stream/store/writer.py: chunk_row)
 RAW_CHUNK_COLUMNS: list[str] = [
@@ -62,19 +70,24 @@ def _obj(**fields: str) -> str:
 
 _ANY = "Dynamic"  # a leaf of any JSON type; dynamicType() tells which
 _BLOCK = _obj(type=_ANY, id=_ANY, name=_ANY, tool_use_id=_ANY, is_error=_ANY)
+_CACHE_CREATION = _obj(ephemeral_5m_input_tokens=_ANY, ephemeral_1h_input_tokens=_ANY)
+_ITERATION = _obj(type=_ANY, model=_ANY, input_tokens=_ANY, output_tokens=_ANY, cache_creation_input_tokens=_ANY,
+                  cache_read_input_tokens=_ANY, cache_creation=_CACHE_CREATION)
+_USAGE = _obj(input_tokens=_ANY, output_tokens=_ANY, cache_creation_input_tokens=_ANY, cache_read_input_tokens=_ANY,
+              cache_creation=_CACHE_CREATION,
+              server_tool_use=_obj(web_search_requests=_ANY, web_fetch_requests=_ANY),
+              service_tier=_ANY, speed=_ANY, inference_geo=_ANY, iterations=f"Array({_ITERATION})")
 LINE_SHAPE = _obj(
     type=_ANY, sessionId=_ANY, timestamp=_ANY, subtype=_ANY, operation=_ANY, cwd=_ANY, uuid=_ANY,
     parentUuid=_ANY, logicalParentUuid=_ANY, version=_ANY, gitBranch=_ANY, slug=_ANY, requestId=_ANY,
     agentId=_ANY, isSidechain=_ANY, isMeta=_ANY, isCompactSummary=_ANY, isApiErrorMessage=_ANY,
     snapshot=_obj(timestamp=_ANY),
-    message=_obj(
-        model=_ANY, id=_ANY, stop_reason=_ANY,
-        usage=_obj(input_tokens=_ANY, output_tokens=_ANY, cache_creation_input_tokens=_ANY,
-                   cache_read_input_tokens=_ANY,
-                   cache_creation=_obj(ephemeral_5m_input_tokens=_ANY, ephemeral_1h_input_tokens=_ANY)),
-        content=f"Array({_BLOCK})"),
+    message=_obj(model=_ANY, id=_ANY, stop_reason=_ANY, usage=_USAGE, content=f"Array({_BLOCK})"),
     toolUseResult=_obj(agentId=_ANY),
-    data=_obj(type=_ANY, agentId=_ANY),
+    # a subagent's response echoed in the parent file (agent_progress): data.message is the subagent's line
+    data=_obj(type=_ANY, agentId=_ANY,
+              message=_obj(type=_ANY, timestamp=_ANY, requestId=_ANY,
+                           message=_obj(model=_ANY, id=_ANY, stop_reason=_ANY, usage=_USAGE))),
 )
 
 
@@ -104,6 +117,20 @@ def timestamp(x: str) -> str:
     """extract.parse_timestamp: an ISO-8601 string of the accepted shape → DateTime64(3), else NULL."""
     return (f"if(match({text(x)}, '{TIMESTAMP_PATTERN}'), "
             f"parseDateTime64BestEffortOrNull({text(x)}, 3, 'UTC'), NULL)")
+
+
+def msg(rule: Any, path: str) -> str:
+    """A message field: of the echoed response on an echo line (is_echo), else of the line's own message."""
+    return f"if(is_echo, {rule('j.data.message.message.' + path)}, {rule('j.message.' + path)})"
+
+
+def advisors(iterations: str) -> str:
+    """extract.advisor_usage: the advisor_message iterations with a model, as (model, tokens...) tuples."""
+    fields = ", ".join(tokens(f"it.{f}") for f in (
+        "input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
+        "cache_creation.ephemeral_5m_input_tokens", "cache_creation.ephemeral_1h_input_tokens"))
+    return (f"arrayMap(it -> tuple({text('it.model')}, {fields}), "
+            f"arrayFilter(it -> {text('it.type')} = 'advisor_message' AND {text('it.model')} != '', {iterations}))")
 
 
 _RESULT_AGENT_BY_PATH = "JSONExtract(raw, 'toolUseResult', 'agentId', 'Dynamic')"
@@ -141,16 +168,22 @@ _COLUMNS: dict[str, str] = {
     "version": text("j.version"),
     "git_branch": text("j.gitBranch"),
     "slug": text("j.slug"),
-    "model": text("j.message.model"),
-    "message_id": text("j.message.id"),
-    "request_id": text("j.requestId"),
-    "stop_reason": text("j.message.stop_reason"),
-    "input_tokens": tokens("j.message.usage.input_tokens"),
-    "output_tokens": tokens("j.message.usage.output_tokens"),
-    "cache_creation_input_tokens": tokens("j.message.usage.cache_creation_input_tokens"),
-    "cache_read_input_tokens": tokens("j.message.usage.cache_read_input_tokens"),
-    "cache_creation_5m": tokens("j.message.usage.cache_creation.ephemeral_5m_input_tokens"),
-    "cache_creation_1h": tokens("j.message.usage.cache_creation.ephemeral_1h_input_tokens"),
+    "model": msg(text, "model"),
+    "message_id": msg(text, "id"),
+    "request_id": f"if(is_echo, {text('j.data.message.requestId')}, {text('j.requestId')})",
+    "stop_reason": msg(text, "stop_reason"),
+    "input_tokens": msg(tokens, "usage.input_tokens"),
+    "output_tokens": msg(tokens, "usage.output_tokens"),
+    "cache_creation_input_tokens": msg(tokens, "usage.cache_creation_input_tokens"),
+    "cache_read_input_tokens": msg(tokens, "usage.cache_read_input_tokens"),
+    "cache_creation_5m": msg(tokens, "usage.cache_creation.ephemeral_5m_input_tokens"),
+    "cache_creation_1h": msg(tokens, "usage.cache_creation.ephemeral_1h_input_tokens"),
+    "web_search_requests": msg(tokens, "usage.server_tool_use.web_search_requests"),
+    "web_fetch_requests": msg(tokens, "usage.server_tool_use.web_fetch_requests"),
+    "service_tier": msg(text, "usage.service_tier"),
+    "speed": msg(text, "usage.speed"),
+    "inference_geo": msg(text, "usage.inference_geo"),
+    "advisor_usage": msg(advisors, "usage.iterations"),
     "tool_use_ids": f"arrayMap(b -> {text('b.id')}, {_blocks('tool_use')})",
     "tool_use_names": f"arrayMap(b -> {text('b.name')}, {_blocks('tool_use')})",
     "tool_result_ids": f"arrayMap(b -> {text('b.tool_use_id')}, {_blocks('tool_result')})",
@@ -160,6 +193,7 @@ _COLUMNS: dict[str, str] = {
     "progress_type": f"if({text('j.type')} = 'progress', {text('j.data.type')}, '')",
     "progress_agent_id": (f"if({text('j.type')} = 'progress' AND {text('j.data.type')} = 'agent_progress', "
                           f"{text('j.data.agentId')}, '')"),
+    "echo_timestamp": "if(is_echo, coalesce(echo_ts, toDateTime64(0, 3, 'UTC')), toDateTime64(0, 3, 'UTC'))",
     "is_meta": flag("j.isMeta"),
     "is_compact_summary": flag("j.isCompactSummary"),
     "is_api_error": flag("j.isApiErrorMessage"),
@@ -173,14 +207,24 @@ _COLUMNS: dict[str, str] = {
 _VIEW_SETTINGS = "input_format_try_infer_dates = 0, input_format_try_infer_datetimes = 0"
 
 
-def view_ddl() -> str:
-    """The materialized view from raw_chunks into claude_raw_traces."""
+_IS_ECHO = (f"{text('j.type')} = 'progress' AND {text('j.data.type')} = 'agent_progress' "
+            f"AND {text('j.data.message.type')} = 'assistant'")
+
+
+def view_ddl(version: int = 4) -> str:
+    """The materialized view from raw_chunks into claude_raw_traces, as migration `version` creates it.
+
+    Version 3 is what migration 3 created: the columns the table had then and no echoes (is_echo is 0, so every
+    message column reads the line's own message, exactly as before); a store that ran it keeps it until
+    migration 4 replaces it. Version 4 is the current extraction, every column of RAW_TRACES_COLUMNS."""
     from stream.store.extract import RAW_TRACES_COLUMNS
 
     assert list(_COLUMNS) == RAW_TRACES_COLUMNS, "the view must produce exactly claude_raw_traces' columns"
-    select = ",\n    ".join(f"{expr} AS {name}" if expr != name else name for name, expr in _COLUMNS.items())
+    columns = {k: v for k, v in _COLUMNS.items() if version >= 4 or k not in V4_COLUMNS}
+    name, is_echo = (RAW_CHUNKS_VIEW, _IS_ECHO) if version >= 4 else (RAW_CHUNKS_VIEW_V3, "0")
+    select = ",\n    ".join(f"{expr} AS {col}" if expr != col else col for col, expr in columns.items())
     return f"""
-CREATE MATERIALIZED VIEW IF NOT EXISTS {RAW_CHUNKS_VIEW} TO claude_raw_traces AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS {name} TO claude_raw_traces AS
 SELECT
     {select}
 FROM
@@ -191,7 +235,9 @@ FROM
         startsWith(raw, '{{') AND isValidJSON(raw) AS is_object,
         JSONExtract(if(is_object, raw, '{{}}'), '{LINE_SHAPE}') AS j,
         {timestamp('j.timestamp')} AS line_ts,
-        {timestamp('j.snapshot.timestamp')} AS snapshot_ts
+        {timestamp('j.snapshot.timestamp')} AS snapshot_ts,
+        {is_echo} AS is_echo,
+        {timestamp('j.data.message.timestamp')} AS echo_ts
     FROM {RAW_CHUNKS_TABLE}
     ARRAY JOIN
         arrayPopFront(splitByChar('\\n', message)) AS raw,

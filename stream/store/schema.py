@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stream.store.client import ClickHouse
-from stream.store.extraction import RAW_CHUNKS_DDL
+from stream.store.extraction import RAW_CHUNKS_DDL, RAW_CHUNKS_VIEW_V3
 from stream.store.extraction import view_ddl as raw_chunks_view_ddl
 from stream.store.otel_schema import OTEL_MIGRATION_NAME, OTEL_STATEMENTS
-from stream.store.views import VIEW_MIGRATIONS
+from stream.store.views import TOKEN_USAGE_V4_STATEMENTS, VIEW_MIGRATIONS
 
 
 @dataclass(frozen=True)
@@ -199,6 +199,21 @@ ORDER BY (host, file_id)
 SETTINGS non_replicated_deduplication_window = 10000
 """
 
+# migration 4: usage fields of current Claude Code and the echoed response's time (stream/store/extract.py)
+ADD_V4_COLUMNS = """
+ALTER TABLE claude_raw_traces
+    ADD COLUMN IF NOT EXISTS web_search_requests UInt64 AFTER cache_creation_1h,
+    ADD COLUMN IF NOT EXISTS web_fetch_requests  UInt64 AFTER web_search_requests,
+    ADD COLUMN IF NOT EXISTS service_tier        LowCardinality(String) AFTER web_fetch_requests,
+    ADD COLUMN IF NOT EXISTS speed               LowCardinality(String) AFTER service_tier,
+    ADD COLUMN IF NOT EXISTS inference_geo       LowCardinality(String) AFTER speed,
+    -- advisor sub-inferences (usage.iterations of type advisor_message): (model, input, output,
+    -- cache creation, cache read, 5m writes, 1h writes)
+    ADD COLUMN IF NOT EXISTS advisor_usage       Array(Tuple(String, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64))
+                                                 AFTER inference_geo,
+    ADD COLUMN IF NOT EXISTS echo_timestamp      DateTime64(3, 'UTC') AFTER progress_agent_id
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "raw traces, dead letters, session events, sessions view, file checkpoints",
               [RAW_TRACES_DDL, DEAD_LETTERS_DDL, SESSION_EVENTS_DDL, SESSIONS_VIEW_DDL, FILE_CHECKPOINTS_DDL]),
@@ -206,7 +221,11 @@ MIGRATIONS: list[Migration] = [
     *(Migration(version, "analytics views", statements) for version, statements in VIEW_MIGRATIONS),
     # the sink's fast path: whole chunks in, rows extracted by ClickHouse (stream/store/extraction.py)
     Migration(3, "raw_chunks and the view that extracts claude_raw_traces from them",
-              [RAW_CHUNKS_DDL, raw_chunks_view_ddl()]),
+              [RAW_CHUNKS_DDL, raw_chunks_view_ddl(3)]),
+    # issue 12: subagent echoes counted, usage details of current Claude Code (docs/analytics.md)
+    Migration(4, "usage details and subagent echoes: new columns, extraction view v4, token_usage over "
+                 "token_usage_groups", [ADD_V4_COLUMNS, raw_chunks_view_ddl(4), f"DROP VIEW IF EXISTS {RAW_CHUNKS_VIEW_V3}",
+                                        *TOKEN_USAGE_V4_STATEMENTS]),
     Migration(5, OTEL_MIGRATION_NAME, OTEL_STATEMENTS),  # Claude Code's OpenTelemetry (otel_schema.py)
 ]
 

@@ -4,13 +4,14 @@ Every view reads ``claude_raw_traces FINAL`` (or, for tokens, an aggregate that 
 line delivered twice (same file identity and byte offset) counts once. Costs are not in the views: prices change and may be overridden per install, so the queries in
 ``stream/analytics/queries.py`` apply :meth:`stream.analytics.pricing.PriceTable.sql_cost_expr` at query time.
 
-* ``token_usage``  one row per API response, deduplicated as ccusage 20 does (docs/analytics.md): assistant
-  lines grouped by ``(message_id, request_id)`` globally across files, the kept line is the one with the
-  largest token total (the last streamed line: its output count is final), ties to the first by
-  (file path, byte offset); lines without a message id stand alone. Progress lines (``agent_progress``
-  echoes of subagent messages) are not assistant lines and are not counted: the subagent's own file is.
-  Carries both session groupings: ``session_id`` (ccstream: the line's sessionId) and
-  ``ccusage_project``/``ccusage_session`` (ccusage: derived from the file path).
+* ``token_usage``  one row per API response, counted once wherever Claude Code wrote it (docs/analytics.md;
+  migration 4): assistant lines and subagent echoes (``agent_progress`` lines, whose message columns are the
+  echoed response's) grouped by ``(message_id, request_id)`` globally across files, the kept line is the one
+  with the largest token total (the last streamed line: its output count is final), ties to the first by
+  (file path, byte offset); lines without a message id stand alone. ``source`` says whether an assistant
+  line or only an echo recorded the response. Carries both session groupings: ``session_id`` (ccstream: the
+  line's sessionId) and ``ccusage_project``/``ccusage_session`` (ccusage: derived from the file path).
+  Migration 2's version (assistant lines only, over ``token_usage_state``) is kept below as it was applied.
 * ``tool_calls``   one row per tool_use id, joined to its tool_result: duration, is_error, the subagent a
   Task started (``toolUseResult.agentId``), subagent type and description from the Task input.
 * ``subagents``    one row per (session, agent): how it was started (task / compaction / unlinked), by which
@@ -334,10 +335,249 @@ LEFT JOIN
 ) AS t ON s.s_session_id = t.t_session_id
 """
 
+# ---- migration 4: every API response counted once, wherever Claude Code wrote it (issue 12) -------------------
+#
+# Counted: assistant lines AND subagent echoes (agent_progress lines of the parent file, whose message columns
+# extract.py fills from the echoed response), in the same (message_id, requestId) groups, the largest total kept.
+# An echo therefore adds nothing when the subagent's own line exists, and is the only record of the request
+# when it does not (copies that keep only the parent file, responses missing from the subagent file). An echo
+# is attributed to the parent file's session, to the subagent (progress_agent_id), to the sidechain, and to the
+# echoed message's time. Cache writes: the nested cache_creation split when the flat count is 0 or missing
+# (Claude Code wrote 0 there until 2.1.152).
+#
+# The state moves to a new table, token_usage_groups: its new columns could not be filled in the rows of
+# token_usage_state, and a new name lets the migration fill it while the old one still serves (create, fill,
+# switch the view, drop the old): a concurrent sink loses nothing, and min/max make the overlap harmless.
+_ECHO = "type = 'progress' AND progress_type = 'agent_progress' AND message_id != ''"
+# One response line yields its own usage row plus one per advisor sub-inference (advisor_usage: billed under the
+# advisor's model, outside the line's top-level counts). An advisor row is its own response,
+# "<message_id>:advisor:<n>" with the line's requestId (as ccusage 20 keys it), deduplicated like any other.
+_USAGES = ("arrayConcat([tuple(toUInt32(0), toString(model), input_tokens, output_tokens, cache_creation_input_tokens, "
+           "cache_read_input_tokens, cache_creation_5m, cache_creation_1h)], "
+           "arrayMap((a, i) -> tuple(toUInt32(i), a.1, a.2, a.3, a.4, a.5, a.6, a.7), advisor_usage, "
+           "arrayEnumerate(advisor_usage)))")
+_GROUPS_SELECT = f"""
+SELECT
+    r_message_id AS message_id,
+    group_key,
+    neg_total,
+    min(r_file_path) AS file_path,
+    min(r_timestamp) AS timestamp,
+    min(r_session_id) AS session_id,
+    min(r_agent_id) AS agent_id,
+    min(r_is_sidechain) AS is_sidechain,
+    min(r_project) AS project,
+    min(r_model) AS model,
+    min(r_host) AS host,
+    min(r_user) AS user,
+    min(r_is_echo) AS is_echo,
+    max(r_is_advisor) AS is_advisor,
+    max(r_input) AS input_tokens,
+    max(r_output) AS output_tokens,
+    max(r_cache_creation) AS cache_creation_input_tokens,
+    max(r_cache_read) AS cache_read_input_tokens,
+    max(r_cache_5m) AS cache_creation_5m,
+    max(r_cache_1h) AS cache_creation_1h,
+    max(r_web_search) AS web_search_requests,
+    max(r_web_fetch) AS web_fetch_requests,
+    max(r_service_tier) AS service_tier,
+    max(r_speed) AS speed,
+    max(r_inference_geo) AS inference_geo
+FROM
+(
+    -- prefixed names: an aggregate's alias must never shadow a column another expression reads
+    SELECT
+        u.1 AS r_advisor_n,
+        r_advisor_n > 0 AS r_is_advisor,
+        if(message_id = '' OR NOT r_is_advisor, message_id,
+           concat(message_id, ':advisor:', toString(r_advisor_n - 1))) AS r_message_id,
+        if(message_id = '', concat('@', file_id, ':', toString(incarnation), ':', toString(byte_offset),
+                                   if(r_is_advisor, concat(':advisor:', toString(r_advisor_n - 1)), '')),
+           request_id) AS group_key,
+        {_ECHO} AS r_is_echo,
+        u.3 AS r_input, u.4 AS r_output, u.6 AS r_cache_read, u.7 AS r_cache_5m, u.8 AS r_cache_1h,
+        if(u.5 = 0, u.7 + u.8, u.5) AS r_cache_creation,
+        -toInt64(r_input + r_output + r_cache_creation + r_cache_read) AS neg_total,
+        toString(file_path) AS r_file_path,
+        if(r_is_echo AND toUnixTimestamp64Milli(echo_timestamp) != 0, echo_timestamp, timestamp) AS r_timestamp,
+        session_id AS r_session_id,
+        if(r_is_echo, progress_agent_id, agent_id) AS r_agent_id,
+        if(r_is_echo, toUInt8(1), is_sidechain) AS r_is_sidechain,
+        toString(project) AS r_project,
+        u.2 AS r_model, toString(host) AS r_host, toString(user) AS r_user,
+        -- server tools, tier, speed and geo belong to the line's own request, not to its advisor calls
+        if(r_is_advisor, 0, web_search_requests) AS r_web_search,
+        if(r_is_advisor, 0, web_fetch_requests) AS r_web_fetch,
+        if(r_is_advisor, '', toString(service_tier)) AS r_service_tier,
+        if(r_is_advisor, '', toString(speed)) AS r_speed,
+        if(r_is_advisor, '', toString(inference_geo)) AS r_inference_geo
+    FROM {{source}}
+    ARRAY JOIN {_USAGES} AS u
+    WHERE type = 'assistant' OR ({_ECHO})
+)
+GROUP BY r_message_id, group_key, neg_total
+"""
+
+TOKEN_USAGE_GROUPS = """
+CREATE TABLE IF NOT EXISTS token_usage_groups
+(
+    message_id                  String,
+    group_key                   String,
+    neg_total                   Int64,
+    file_path                   SimpleAggregateFunction(min, String),
+    timestamp                   SimpleAggregateFunction(min, DateTime64(3, 'UTC')),
+    session_id                  SimpleAggregateFunction(min, String),
+    agent_id                    SimpleAggregateFunction(min, String),
+    is_sidechain                SimpleAggregateFunction(min, UInt8),
+    project                     SimpleAggregateFunction(min, String),
+    model                       SimpleAggregateFunction(min, String),
+    host                        SimpleAggregateFunction(min, String),
+    user                        SimpleAggregateFunction(min, String),
+    is_echo                     SimpleAggregateFunction(min, UInt8),
+    is_advisor                  SimpleAggregateFunction(max, UInt8),
+    input_tokens                SimpleAggregateFunction(max, UInt64),
+    output_tokens               SimpleAggregateFunction(max, UInt64),
+    cache_creation_input_tokens SimpleAggregateFunction(max, UInt64),
+    cache_read_input_tokens     SimpleAggregateFunction(max, UInt64),
+    cache_creation_5m           SimpleAggregateFunction(max, UInt64),
+    cache_creation_1h           SimpleAggregateFunction(max, UInt64),
+    web_search_requests         SimpleAggregateFunction(max, UInt64),
+    web_fetch_requests          SimpleAggregateFunction(max, UInt64),
+    service_tier                SimpleAggregateFunction(max, String),
+    speed                       SimpleAggregateFunction(max, String),
+    inference_geo               SimpleAggregateFunction(max, String)
+)
+ENGINE = AggregatingMergeTree
+ORDER BY (message_id, group_key, neg_total)
+"""
+
+TOKEN_USAGE_GROUPS_MV = ("CREATE MATERIALIZED VIEW IF NOT EXISTS token_usage_groups_mv TO token_usage_groups AS"
+                         + _GROUPS_SELECT.format(source="claude_raw_traces"))
+
+# Echo lines stored before migration 4 were extracted without their message columns: the backfill reads those
+# from the raw line (JSON paths of the real format; extract.py's rules for odd values do not matter here,
+# since Claude Code writes plain numbers and strings). Every other column is read as stored.
+_OLD_ECHO = ("type = 'progress' AND progress_type = 'agent_progress' AND message_id = '' "
+             "AND JSONExtractString(raw, 'data', 'message', 'type') = 'assistant'")
+
+
+# Assistant lines stored before migration 4 lack the usage details it added (all empty): read from raw too.
+_OLD_DETAILS = ("type = 'assistant' AND web_search_requests = 0 AND web_fetch_requests = 0 AND service_tier = '' "
+                "AND speed = '' AND inference_geo = '' AND empty(advisor_usage)")
+
+
+def _advisors_from_raw(keys: str) -> str:
+    def n(*k: str) -> str:
+        return f"JSONExtractUInt(x, {', '.join(repr(p) for p in k)})"
+
+    fields = ", ".join([n("input_tokens"), n("output_tokens"), n("cache_creation_input_tokens"),
+                        n("cache_read_input_tokens"), n("cache_creation", "ephemeral_5m_input_tokens"),
+                        n("cache_creation", "ephemeral_1h_input_tokens")])
+    return (f"arrayMap(x -> tuple(JSONExtractString(x, 'model'), {fields}), "
+            f"arrayFilter(x -> JSONExtractString(x, 'type') = 'advisor_message' AND JSONExtractString(x, 'model') "
+            f"!= '', JSONExtractArrayRaw(raw, {keys})))")
+
+
+def _from_raw(column: str, kind: str, *path: str, details: bool = False) -> str:
+    def read(keys: str) -> str:
+        return _advisors_from_raw(keys) if kind == "Advisors" else f"JSONExtract{kind}(raw, {keys})"
+
+    value = f"if({_OLD_ECHO}, {read(', '.join(repr(p) for p in ('data', 'message', *path)))}, {column})"
+    if details:  # the assistant line's own message: path without the echo's data.message prefix
+        value = f"if({_OLD_DETAILS}, {read(', '.join(repr(p) for p in path))}, {value})"
+    return f"{value} AS {column}"
+
+
+_BACKFILL_SOURCE = "(SELECT * REPLACE (" + ", ".join([
+    _from_raw("message_id", "String", "message", "id"),
+    _from_raw("request_id", "String", "requestId"),
+    _from_raw("model", "String", "message", "model"),
+    _from_raw("input_tokens", "UInt", "message", "usage", "input_tokens"),
+    _from_raw("output_tokens", "UInt", "message", "usage", "output_tokens"),
+    _from_raw("cache_creation_input_tokens", "UInt", "message", "usage", "cache_creation_input_tokens"),
+    _from_raw("cache_read_input_tokens", "UInt", "message", "usage", "cache_read_input_tokens"),
+    _from_raw("cache_creation_5m", "UInt", "message", "usage", "cache_creation", "ephemeral_5m_input_tokens"),
+    _from_raw("cache_creation_1h", "UInt", "message", "usage", "cache_creation", "ephemeral_1h_input_tokens"),
+    _from_raw("web_search_requests", "UInt", "message", "usage", "server_tool_use", "web_search_requests",
+              details=True),
+    _from_raw("web_fetch_requests", "UInt", "message", "usage", "server_tool_use", "web_fetch_requests",
+              details=True),
+    _from_raw("service_tier", "String", "message", "usage", "service_tier", details=True),
+    _from_raw("speed", "String", "message", "usage", "speed", details=True),
+    _from_raw("inference_geo", "String", "message", "usage", "inference_geo", details=True),
+    _from_raw("advisor_usage", "Advisors", "message", "usage", "iterations", details=True),
+    f"if({_OLD_ECHO}, parseDateTime64BestEffortOrZero(JSONExtractString(raw, 'data', 'message', 'timestamp'), "
+    "3, 'UTC'), echo_timestamp) AS echo_timestamp",
+]) + ") FROM claude_raw_traces WHERE type IN ('assistant', 'progress'))"
+
+# rows stored before token_usage_groups_mv existed (a re-run only repeats min/max values: no change)
+TOKEN_USAGE_GROUPS_BACKFILL = "INSERT INTO token_usage_groups" + _GROUPS_SELECT.format(source=_BACKFILL_SOURCE)
+
+TOKEN_USAGE_V4 = r"""
+CREATE OR REPLACE VIEW token_usage AS
+SELECT
+    message_id,
+    if(startsWith(group_key, '@'), '', group_key) AS request_id,
+    host, user, file_path, session_id, agent_id, is_sidechain, project, timestamp, toDate(timestamp) AS day,
+    model, multiIf(is_advisor = 1, 'advisor', is_echo = 1, 'echo', 'assistant') AS source,
+    input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens,
+    cache_creation_5m, cache_creation_1h, web_search_requests, web_fetch_requests, service_tier, speed,
+    inference_geo,
+    splitByChar('/', file_path) AS _parts,
+    arraySlice(_parts, indexOf(_parts, 'projects') + 1) AS _rel,
+    length(_rel) AS _n,
+    multiIf(_n = 2, replaceRegexpOne(_rel[2], '\.jsonl$', ''),
+            _n >= 4 AND _rel[_n - 1] = 'subagents', _rel[_n - 2],
+            _n >= 2, _rel[_n - 1], 'unknown') AS ccusage_session,
+    multiIf(_n = 2, _rel[1],
+            _n >= 4 AND _rel[_n - 1] = 'subagents', arrayStringConcat(arraySlice(_rel, 1, _n - 3), '/'),
+            _n > 2, arrayStringConcat(arraySlice(_rel, 1, _n - 2), '/'), 'Unknown Project') AS ccusage_project
+FROM
+(
+    SELECT
+        message_id,
+        group_key,
+        -- the row of the largest total is the one with the smallest neg_total; ordering by (neg_total, value)
+        -- takes the min across parts not yet merged, what FINAL would have merged (see migration 2)
+        argMin(file_path, (neg_total, file_path)) AS file_path,
+        argMin(timestamp, (neg_total, timestamp)) AS timestamp,
+        argMin(session_id, (neg_total, session_id)) AS session_id,
+        argMin(agent_id, (neg_total, agent_id)) AS agent_id,
+        argMin(is_sidechain, (neg_total, is_sidechain)) AS is_sidechain,
+        argMin(project, (neg_total, project)) AS project,
+        argMin(model, neg_total) AS model,
+        argMin(host, (neg_total, host)) AS host,
+        argMin(user, (neg_total, user)) AS user,
+        -- 0 when an assistant line is among the kept ones: 'echo' means the echo is the only record
+        argMin(is_echo, (neg_total, is_echo)) AS is_echo,
+        max(is_advisor) AS is_advisor,
+        argMin(input_tokens, neg_total) AS input_tokens,
+        argMin(output_tokens, neg_total) AS output_tokens,
+        argMin(cache_creation_input_tokens, neg_total) AS cache_creation_input_tokens,
+        argMin(cache_read_input_tokens, neg_total) AS cache_read_input_tokens,
+        argMin(cache_creation_5m, neg_total) AS cache_creation_5m,
+        argMin(cache_creation_1h, neg_total) AS cache_creation_1h,
+        argMin(web_search_requests, (neg_total, -toInt64(web_search_requests))) AS web_search_requests,
+        argMin(web_fetch_requests, (neg_total, -toInt64(web_fetch_requests))) AS web_fetch_requests,
+        argMin(service_tier, (neg_total, service_tier = '')) AS service_tier,
+        argMin(speed, (neg_total, speed = '')) AS speed,
+        argMin(inference_geo, (neg_total, inference_geo = '')) AS inference_geo
+    FROM token_usage_groups
+    GROUP BY message_id, group_key
+)
+"""
+
 # (version, statements): schema.py applies these after its own migrations, in order, once each
 VIEW_MIGRATIONS: list[tuple[int, list[str]]] = [
     (2, [TOKEN_USAGE_STATE, TOKEN_USAGE_MV, TOKEN_USAGE_BACKFILL, TOKEN_USAGE, TOOL_CALLS, SUBAGENTS,
          SESSION_SUMMARY]),
+]
+
+# migration 4 (listed in schema.py after the columns it reads are added): create and fill the new state, switch
+# the view to it, then drop the old state. session_summary reads token_usage and needs no change.
+TOKEN_USAGE_V4_STATEMENTS: list[str] = [
+    TOKEN_USAGE_GROUPS, TOKEN_USAGE_GROUPS_MV, TOKEN_USAGE_GROUPS_BACKFILL, TOKEN_USAGE_V4,
+    "DROP VIEW IF EXISTS token_usage_mv", "DROP TABLE IF EXISTS token_usage_state",
 ]
 
 

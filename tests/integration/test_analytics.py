@@ -1,5 +1,10 @@
 """Analytics over the real fixture corpus loaded into chDB: token dedup against ccusage 20, the views, the CLI.
 
+ccstream counts assistant lines and subagent echoes (agent_progress lines) in one accounting, which equals
+ccusage 20.0.24's daily report (tests/integration/test_accounting.py). ccusage's session report skips echoes;
+here it is matched by the responses whose kept line is an assistant line (token_usage.source = 'assistant'),
+and the 203 echo-only responses are pinned session by session.
+
 Fed: all 63 files of tests/fixtures/claude-code/projects (18,918 JSON objects), framed into RawChunks here
 and stored through the sink's writer into a database of the shared chDB path; views from migration 2.
 """
@@ -23,7 +28,7 @@ from stream.contract.identity import file_id_for
 from stream.contract.raw_chunk import RawChunk, Record
 from stream.store.client import ClickHouse, connect
 from stream.store.schema import MIGRATIONS, migrate
-from stream.store.views import TOKEN_USAGE_BACKFILL, all_migrations
+from stream.store.views import TOKEN_USAGE_GROUPS_BACKFILL, all_migrations
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +91,19 @@ CCUSAGE_SESSIONS: dict[tuple[str, str], tuple[int, int, int, int, float]] = {
     ('oneryalcin__fasthooks', 'agent-af1ff21'): (728, 152, 0, 0, 0.001488),
     ('oneryalcin__fasthooks', 'c45af7b1-cb7c-4e51-93db-8cbb250a877a'): (132, 1480, 8467, 223265, 0.04044225),
 }
-CCUSAGE_TOTALS = (33_547, 452_387, 9_665_055, 214_845_217, 173.10652914999997)
+CCUSAGE_TOTALS = (33_547, 452_387, 9_665_055, 214_845_217, 173.10652914999997)  # the session report's
+# `ccusage claude daily` (tests/fixtures/ccusage/daily.json): the session report plus the echo-only responses
+DAILY_TOTALS = (83_769, 453_920, 10_541_939, 228_591_775, 187.92228015000003)
+# responses recorded only by a subagent echo in the parent file (Entire copies keep no subagent files; the
+# marot test file subagent.jsonl lacks 5 of its subagent's responses): ccusage session -> (responses, input,
+# output, cache creation, cache read), all attributed to the subagent and the parent's session
+ECHO_ONLY: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
+    ("entireio__cli", "3b1b6293-65e1-4c3e-9f95-d530143332f2"): (15, 784, 147, 47_787, 547_502),
+    ("entireio__cli", "70c88cff-cb35-404f-a974-2a08bab4e4bc"): (14, 2, 62, 49_382, 550_095),
+    ("entireio__cli", "acdd84ab-e724-42c8-925d-420b2a4f1861"): (13, 39, 31, 63_773, 562_897),
+    ("entireio__cli", "b82405ba-a054-4152-bc86-e9b0d4832b68"): (156, 49_373, 1_286, 701_657, 11_990_721),
+    ("marot__spotter", "subagent"): (5, 24, 7, 14_285, 95_343),
+}
 
 
 def chunks_of(path: Path, root: Path, size: int = 2000) -> Iterator[RawChunk]:
@@ -155,22 +172,58 @@ def test_stored_rows_and_views_exist(ch: ClickHouse) -> None:
     assert ch.query_rows("SELECT max(version) FROM schema_migrations") == [(max(m.version for m in all_migrations()),)]
 
 
+def test_the_session_figures_are_ccusages_recorded_output() -> None:
+    """CCUSAGE_SESSIONS above is ccusage's session report as recorded in tests/fixtures/ccusage/session.json."""
+    doc = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "ccusage" / "session.json").read_text())
+    assert {(r["projectPath"], r["sessionId"]): (r["inputTokens"], r["outputTokens"], r["cacheCreationTokens"],
+                                                 r["cacheReadTokens"], r["totalCost"]) for r in doc["sessions"]} == (
+        CCUSAGE_SESSIONS)
+    t = doc["totals"]
+    assert (t["inputTokens"], t["outputTokens"], t["cacheCreationTokens"], t["cacheReadTokens"],
+            t["totalCost"]) == CCUSAGE_TOTALS
+
+
 def test_tokens_per_session_match_ccusage(ch: ClickHouse, pricing: Any) -> None:
+    # ccusage's session report counts assistant lines only: ccstream's responses kept from an assistant line
+    cost = pricing.sql_cost_expr(fast="speed = 'fast'", web_search_requests="web_search_requests")
+    assistant = ch.query_dicts(
+        "SELECT ccusage_project AS project, ccusage_session AS session, sum(input_tokens) AS i, "
+        "sum(output_tokens) AS o, sum(cache_creation_input_tokens) AS cc, sum(cache_read_input_tokens) AS cr, "
+        f"sum({cost}) AS cost FROM token_usage WHERE source = 'assistant' GROUP BY project, session")
+    assert {(r["project"], r["session"]): (r["i"], r["o"], r["cc"], r["cr"]) for r in assistant} == {
+        k: v[:4] for k, v in CCUSAGE_SESSIONS.items()}
+    for r in assistant:  # the price table reproduces ccusage's cost session by session
+        assert r["cost"] == pytest.approx(CCUSAGE_SESSIONS[(r["project"], r["session"])][4], abs=1e-6)
+    # everything ccstream reports: the session report plus the echo-only responses, exactly where they are
     rows = q.tokens(ch.query_dicts, ["session"], q.Filters(), pricing, grouping="ccusage")
     got = {(r["project"], r["session"]): (r["input_tokens"], r["output_tokens"], r["cache_creation_input_tokens"],
                                           r["cache_read_input_tokens"]) for r in rows}
-    assert got == {k: v[:4] for k, v in CCUSAGE_SESSIONS.items()}
+    zero = (0, 0, 0, 0, 0)
+    assert got == {k: tuple(a + b for a, b in zip(v[:4], ECHO_ONLY.get(k, zero)[1:], strict=True))
+                   for k, v in CCUSAGE_SESSIONS.items()}
     assert len(rows) == 52
-    for r in rows:  # the price table reproduces ccusage's cost session by session
-        assert r["cost_usd"] == pytest.approx(CCUSAGE_SESSIONS[(r["project"], r["session"])][4], abs=1e-6)
+    echoes = ch.query_rows("SELECT ccusage_project, ccusage_session, count(), sum(input_tokens), "
+                           "sum(output_tokens), sum(cache_creation_input_tokens), sum(cache_read_input_tokens), "
+                           "min(agent_id != ''), min(is_sidechain) FROM token_usage WHERE source = 'echo' "
+                           "GROUP BY 1, 2")
+    assert {(r[0], r[1]): tuple(r[2:7]) for r in echoes} == ECHO_ONLY
+    assert all(r[7] == 1 and r[8] == 1 for r in echoes)  # attributed to the subagent, a sidechain
 
 
 def test_token_totals_match_ccusage(ch: ClickHouse, pricing: Any) -> None:
     t = q.token_totals(ch.query_dicts, q.Filters(), pricing)
     assert (t["input_tokens"], t["output_tokens"], t["cache_creation_input_tokens"],
-            t["cache_read_input_tokens"]) == CCUSAGE_TOTALS[:4]
-    assert t["cost_usd"] == pytest.approx(CCUSAGE_TOTALS[4], abs=1e-5)
-    assert t["responses"] == 2564  # (message.id, requestId) groups kept out of 5,489 assistant objects
+            t["cache_read_input_tokens"]) == DAILY_TOTALS[:4]
+    assert t["cost_usd"] == pytest.approx(DAILY_TOTALS[4], abs=1e-5)
+    assert t["unpriced_models"] == []
+    # (message.id, requestId) groups: 2,564 kept from assistant lines (out of 5,489 assistant objects) and 203
+    # that only echoes recorded (out of 389 echo lines)
+    assert t["responses"] == 2564 + 203
+    assert ch.query_rows("SELECT source, count() FROM token_usage GROUP BY source ORDER BY source") == [
+        ("assistant", 2564), ("echo", 203)]
+    assert ch.query_rows("SELECT sum(input_tokens), sum(output_tokens), sum(cache_creation_input_tokens), "
+                         "sum(cache_read_input_tokens) FROM token_usage WHERE source = 'assistant'") == [
+        CCUSAGE_TOTALS[:4]]
     assert ch.query_rows("SELECT count() FROM claude_raw_traces FINAL WHERE type = 'assistant'") == [(5_489,)]
 
 
@@ -178,7 +231,10 @@ def test_ccstream_session_grouping_differs_only_where_documented(ch: ClickHouse,
     rows = q.tokens(ch.query_dicts, ["session"], q.Filters(), pricing)
     got = {r["session"]: (r["input_tokens"], r["output_tokens"], r["cache_creation_input_tokens"],
                           r["cache_read_input_tokens"]) for r in rows}
-    cc = {s: v[:4] for (_, s), v in CCUSAGE_SESSIONS.items()}
+    # against ccstream's ccusage grouping (same responses, grouped by file path as ccusage does)
+    cc = {r["session"]: (r["input_tokens"], r["output_tokens"], r["cache_creation_input_tokens"],
+                         r["cache_read_input_tokens"])
+          for r in q.tokens(ch.query_dicts, ["session"], q.Filters(), pricing, grouping="ccusage")}
     # by sessionId: the flat legacy agent file joins its parent session; the 1.0.31 file holding two
     # sessions splits; the copilot fixture is its own id rather than ccusage's folder name "fixtures";
     # example.jsonl (a copy of the start of example2) is session 2fc9b73b…, and the marot test files
@@ -194,7 +250,7 @@ def test_ccstream_session_grouping_differs_only_where_documented(ch: ClickHouse,
     assert tuple(a + b for a, b in zip(first, second, strict=True)) == tuple(
         a + b for a, b in zip(cc["example"], cc["example2"], strict=True))
     assert len(rows) == 51
-    assert sum(r["output_tokens"] for r in rows) == CCUSAGE_TOTALS[1]
+    assert sum(r["output_tokens"] for r in rows) == DAILY_TOTALS[1]
 
 
 def test_views_on_a_store_filled_before_them_and_repeats(chdb_dir: Path, corpus: Path, pricing: Any) -> None:
@@ -202,12 +258,14 @@ def test_views_on_a_store_filled_before_them_and_repeats(chdb_dir: Path, corpus:
     from stream.store.writer import TraceWriter
 
     client = connect(f"chdb://{chdb_dir}?database=t_backfill_{uuid.uuid4().hex[:6]}")
-    migrate(client, [m for m in MIGRATIONS if m.version != 2])  # the tables only: no analytics views yet
+    # the tables and the extraction of migration 3 only: no analytics views, echoes stored without their
+    # message columns (as every store before migration 4 holds them)
+    migrate(client, [m for m in MIGRATIONS if m.version in (1, 3)])
     files = [corpus / "marot__spotter" / f"{SESSION}.jsonl",
              *sorted((corpus / "marot__spotter" / SESSION / "subagents").glob("*.jsonl"))]
     chunks = [c for f in files for c in chunks_of(f, corpus, size=300)]
     TraceWriter(client).write_chunks(chunks[:3], "before")
-    assert migrate(client, all_migrations()) == [2]
+    assert migrate(client, all_migrations()) == [2, 4]
     TraceWriter(client).write_chunks(chunks[3:], "after")  # through the materialized view
     want = CCUSAGE_SESSIONS[("marot__spotter", SESSION)]
 
@@ -217,7 +275,11 @@ def test_views_on_a_store_filled_before_them_and_repeats(chdb_dir: Path, corpus:
                 t["cache_read_input_tokens"])
 
     assert got() == want[:4]
-    client.command(TOKEN_USAGE_BACKFILL)  # the migration's backfill once more
+    # rows stored before migration 4 keep their columns (echoes without message columns); the backfill reads
+    # those from the raw line (an echo-only response through that path: test_accounting.py)
+    assert client.query_rows("SELECT count() FROM claude_raw_traces FINAL WHERE progress_type = 'agent_progress' "
+                             "AND message_id = '' AND raw LIKE '%\"type\":\"assistant\"%'")[0][0] > 0
+    client.command(TOKEN_USAGE_GROUPS_BACKFILL)  # the migration's backfill once more
     TraceWriter(client).write_chunks(chunks[:5], "again")  # a re-delivery under a new token
     assert got() == want[:4]
     assert client.query_rows("SELECT count() FROM claude_raw_traces FINAL") == [(1661,)]
@@ -228,8 +290,9 @@ def test_views_on_a_store_filled_before_them_and_repeats(chdb_dir: Path, corpus:
 def test_tokens_by_day_with_filters(ch: ClickHouse, pricing: Any) -> None:
     rows = q.tokens(ch.query_dicts, ["day"], q.Filters(since=q.parse_day("20260210"),
                                                          until=q.parse_day("2026-02-11")), pricing)
+    # as ccusage daily (tests/fixtures/ccusage/daily.json): 2026-02-10 holds 5 echo-only responses
     assert [(str(r["day"]), r["responses"], r["output_tokens"]) for r in rows] == [
-        ("2026-02-10", 43, 3_039), ("2026-02-11", 324, 79_614)]
+        ("2026-02-10", 48, 3_046), ("2026-02-11", 324, 79_614)]
     spotter = q.tokens(ch.query_dicts, ["project"], q.Filters(project="SPOTTER-dov"), pricing)
     assert [(r["project"], r["output_tokens"]) for r in spotter] == [
         ("/home/USER/projects/spotter-worktrees/spotter-dov", 28_899)]
@@ -328,16 +391,16 @@ def test_show_unknown_session(ch: ClickHouse, capsys: pytest.CaptureFixture[str]
 def test_tokens_cli_json_and_csv(ch: ClickHouse, pricing: Any) -> None:
     doc = json.loads(run_cli(cli.main_tokens, ["--by", "day", "--json", "--since", "2026-02-12",
                                                "--until", "2026-02-12"], ch, pricing=pricing))
-    assert doc["by"] == ["day"] and doc["pricing"]["date"] == "2026-02-16"
+    assert doc["by"] == ["day"] and doc["pricing"]["date"] == "2026-12-03"
     assert [(r["day"], r["output_tokens"], r["models"]) for r in doc["rows"]] == [
         ("2026-02-12", 114_688, ["claude-haiku-4-5-20251001", "claude-opus-4-6", "claude-sonnet-4-5-20250929"])]
     assert doc["totals"]["output_tokens"] == 114_688
     text = run_cli(cli.main_tokens, ["--by", "session", "--grouping", "ccusage", "--csv"], ch, pricing=pricing)
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == 52
-    assert sum(int(r["output_tokens"]) for r in rows) == CCUSAGE_TOTALS[1]
+    assert sum(int(r["output_tokens"]) for r in rows) == DAILY_TOTALS[1]
     table = run_cli(cli.main_tokens, ["--by", "model"], ch, pricing=pricing)
-    assert "claude-opus-4-6" in table and "452,387" in table
+    assert "claude-opus-4-6" in table and "453,920" in table
 
 
 def test_sessions_cli(ch: ClickHouse, pricing: Any) -> None:
@@ -362,6 +425,9 @@ def test_tools_and_status_cli(ch: ClickHouse, tmp_path: Path, monkeypatch: pytes
     monkeypatch.delenv("CCSTREAM_KAFKA_BOOTSTRAP", raising=False)
     status = json.loads(run_cli(cli.main_status, ["--json"], ch))
     assert status["store"]["rows"] == 18_918 and status["store"]["dead_letters"] == 0
+    # record types extraction does not model, stored raw and counted (the corpus has 17 summaries, 2 pr-links)
+    assert status["store"]["unmodelled_types"] == {"summary": 17, "pr-link": 2}
+    assert status["pricing"]["unpriced_models"] == []
     assert status["followed_files"] == 63
     assert status["redis"] == {"state": "not configured and `ccstream up` not running"}
 

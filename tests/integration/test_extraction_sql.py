@@ -34,7 +34,8 @@ pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 COMPARED = [c for c in RAW_TRACES_COLUMNS if c != "ingested_at"]
-_SELECT = ", ".join("toUnixTimestamp64Milli(timestamp)" if c == "timestamp" else c for c in COMPARED)
+_TIMES = ("timestamp", "echo_timestamp")  # DateTime64 columns, compared as the ticks extract.py gives
+_SELECT = ", ".join(f"toUnixTimestamp64Milli({c})" if c in _TIMES else c for c in COMPARED)
 
 
 @pytest.fixture(scope="module")
@@ -94,12 +95,16 @@ def test_every_corpus_line_extracts_the_same_in_clickhouse_and_in_python(ch: Cli
     rows = list(got.values())
     for col in ("type", "subtype", "uuid", "parent_uuid", "model", "message_id", "request_id", "stop_reason",
                 "tool_use_ids", "tool_result_ids", "result_agent_id", "progress_type", "progress_agent_id",
-                "git_branch", "slug", "version", "logical_parent_uuid", "missing_fields"):
+                "git_branch", "slug", "version", "logical_parent_uuid", "missing_fields", "service_tier", "speed",
+                "inference_geo"):
         assert any(r[ix[col]] for r in rows), col
     for col in ("is_sidechain", "is_meta", "is_compact_summary", "input_tokens", "output_tokens",
                 "cache_creation_input_tokens", "cache_read_input_tokens", "cache_creation_5m", "redactions",
-                "timestamp_missing"):
+                "timestamp_missing", "echo_timestamp"):
         assert any(r[ix[col]] > 0 for r in rows), col
+    # the 9,530 progress lines include subagent echoes, whose message columns are the echoed response's
+    echoes = [r for r in rows if r[ix["type"]] == "progress" and r[ix["message_id"]]]
+    assert len(echoes) == 389 and all(r[ix["request_id"]] and r[ix["progress_agent_id"]] for r in echoes)
     assert any(1 in r[ix["tool_result_is_error"]] for r in rows)
 
 
@@ -140,6 +145,58 @@ ODD_LINES: list[Any] = [
     {"type": "user", "toolUseResult": ["a-string-in-a-list"]},
     {"type": "user", "toolUseResult": [{"type": "text", "text": "mcp"}]},
     {"type": "user", "toolUseResult": {"agentId": 5}},
+    # usage of current Claude Code: nested cache split, server tools, tier, speed, geo
+    {"type": "assistant", "requestId": "r1", "message": {"id": "m2", "usage": {
+        "input_tokens": 3, "cache_creation_input_tokens": 0, "cache_creation": {
+            "ephemeral_5m_input_tokens": 100, "ephemeral_1h_input_tokens": 2000},
+        "server_tool_use": {"web_search_requests": 2, "web_fetch_requests": "1"},
+        "service_tier": "priority", "speed": "fast", "inference_geo": "us"}}},
+    {"type": "assistant", "message": {"usage": {"server_tool_use": None, "service_tier": 1, "speed": None,
+                                                "inference_geo": {"x": 1}}}},
+    {"type": "assistant", "message": {"usage": {"server_tool_use": {"web_search_requests": -1,
+                                                                    "web_fetch_requests": 1.5}}}},
+    # advisor sub-inferences in usage.iterations: only advisor_message entries with a model count
+    {"type": "assistant", "requestId": "r2", "message": {"id": "m3", "model": "claude-sonnet-4-6", "usage": {
+        "input_tokens": 2, "output_tokens": 491, "iterations": [
+            {"type": "message", "input_tokens": 1, "output_tokens": 45, "cache_read_input_tokens": 109696},
+            {"type": "advisor_message", "model": "claude-opus-4-7", "input_tokens": 159419, "output_tokens": 7805,
+             "cache_read_input_tokens": 0, "cache_creation_input_tokens": 12,
+             "cache_creation": {"ephemeral_5m_input_tokens": 2, "ephemeral_1h_input_tokens": 10}},
+            {"type": "advisor_message", "model": "", "input_tokens": 5},
+            {"type": "advisor_message", "input_tokens": 5},
+            {"type": "advisor_message", "model": "claude-fable-5-1", "input_tokens": "7", "output_tokens": None},
+            "junk", None, {"type": "fallback_message", "model": "claude-opus-4-6", "input_tokens": 3}]}}},
+    {"type": "assistant", "message": {"usage": {"iterations": "none"}}},
+    {"type": "assistant", "message": {"usage": {"iterations": {"type": "advisor_message", "model": "m"}}}},
+    # subagent echoes: an assistant response, a user message, odd shapes, the echoed time
+    {"type": "progress", "timestamp": "2026-01-06T18:02:36.763Z", "requestId": "outer", "message": {"id": "outer"},
+     "data": {"type": "agent_progress", "agentId": "ag", "message": {
+         "type": "assistant", "timestamp": "2026-01-07T01:00:00.5Z", "requestId": "req_e", "message": {
+             "id": "msg_e", "model": "claude-opus-4-6", "stop_reason": "tool_use", "content": [
+                 {"type": "tool_use", "id": "t9", "name": "Read"}],
+             "usage": {"input_tokens": 1, "output_tokens": 2, "cache_creation_input_tokens": 3,
+                       "cache_read_input_tokens": 4, "server_tool_use": {"web_search_requests": 1},
+                       "service_tier": "standard"}}}}},
+    {"type": "progress", "data": {"type": "agent_progress", "agentId": "ag", "message": {
+        "type": "user", "timestamp": "2026-01-07T01:00:00Z", "message": {"role": "user", "content": "hi"}}}},
+    {"type": "progress", "data": {"type": "agent_progress", "message": {
+        "type": "assistant", "timestamp": "not a time", "requestId": 5, "message": "text"}}},
+    {"type": "progress", "data": {"type": "agent_progress", "message": {"type": "assistant"}}},
+    {"type": "progress", "data": {"type": "agent_progress", "message": "a string"}},
+    {"type": "progress", "data": {"type": "bash_progress", "message": {
+        "type": "assistant", "requestId": "r", "message": {"id": "m", "usage": {"input_tokens": 9}}}}},
+    {"type": "user", "data": {"type": "agent_progress", "message": {
+        "type": "assistant", "requestId": "r", "message": {"id": "m", "usage": {"input_tokens": 9}}}}},
+    # record types Claude Code writes that extraction does not model: stored, common columns only
+    {"type": "summary", "summary": "Fixing tests", "leafUuid": "u1"},
+    {"type": "custom-title", "customTitle": "my title", "sessionId": "s1"},
+    {"type": "ai-title", "aiTitle": "A title", "sessionId": "s1"},
+    {"type": "attachment", "uuid": "a1", "timestamp": "2026-01-06T18:02:36Z", "attachment": {"type": "file"}},
+    {"type": "pr-link", "sessionId": "s1", "prNumber": 12, "prUrl": "https://example.invalid/pr/12"},
+    {"type": "system", "subtype": "turn_duration", "durationMs": 1234},
+    {"type": "system", "subtype": "stop_hook_summary", "hookCount": 1},
+    {"type": "system", "subtype": "compact_boundary", "compactMetadata": {"trigger": "auto"}},
+    {"type": "a-type-from-the-future", "message": {"id": "m", "usage": {"input_tokens": 1}}},
     # progress and queue operations
     {"type": "progress", "data": {"type": "agent_progress", "agentId": "ag"}},
     {"type": "progress", "data": {"type": "hook_progress", "agentId": "ag"}},
@@ -206,6 +263,18 @@ def _object(fields: dict[str, Any]) -> Any:
     return st.one_of(st.fixed_dictionaries({}, optional=fields), _SCALARS)
 
 
+_USAGE = _object({**{k: _ANY for k in ("input_tokens", "output_tokens", "cache_creation_input_tokens",
+                                        "cache_read_input_tokens", "service_tier", "speed", "inference_geo")},
+                   "cache_creation": _object({k: _ANY for k in ("ephemeral_5m_input_tokens",
+                                                                "ephemeral_1h_input_tokens")}),
+                   "server_tool_use": _object({k: _ANY for k in ("web_search_requests", "web_fetch_requests")}),
+                   "iterations": st.one_of(_SCALARS, st.lists(st.one_of(_SCALARS, st.fixed_dictionaries({}, optional={
+                       "type": st.one_of(_ANY, st.just("advisor_message")), "model": _ANY,
+                       **{k: _ANY for k in ("input_tokens", "output_tokens", "cache_creation_input_tokens",
+                                            "cache_read_input_tokens")},
+                       "cache_creation": _object({k: _ANY for k in ("ephemeral_5m_input_tokens",
+                                                                    "ephemeral_1h_input_tokens")})})),
+                       max_size=3))})
 _BLOCK = _object({k: _ANY for k in ("type", "id", "name", "tool_use_id", "is_error")})
 _LINE = st.fixed_dictionaries({}, optional={
     **{k: _ANY for k in ("type", "sessionId", "timestamp", "subtype", "operation", "cwd", "uuid", "parentUuid",
@@ -214,13 +283,14 @@ _LINE = st.fixed_dictionaries({}, optional={
     "snapshot": _object({"timestamp": _ANY}),
     "message": _object({
         **{k: _ANY for k in ("model", "id", "stop_reason")},
-        "usage": _object({**{k: _ANY for k in ("input_tokens", "output_tokens", "cache_creation_input_tokens",
-                                               "cache_read_input_tokens")},
-                          "cache_creation": _object({k: _ANY for k in ("ephemeral_5m_input_tokens",
-                                                                       "ephemeral_1h_input_tokens")})}),
+        "usage": _USAGE,
         "content": st.one_of(st.lists(_BLOCK, max_size=4), _SCALARS)}),
     "toolUseResult": st.one_of(_object({"agentId": _ANY, "status": _ANY}), st.lists(_ANY, max_size=2)),
-    "data": _object({"type": _ANY, "agentId": _ANY}),
+    "data": _object({"type": st.one_of(_ANY, st.just("agent_progress")), "agentId": _ANY,
+                     "message": _object({"type": st.one_of(_ANY, st.just("assistant")), "timestamp": _ANY,
+                                         "requestId": _ANY,
+                                         "message": _object({**{k: _ANY for k in ("model", "id", "stop_reason")},
+                                                             "usage": _USAGE})})}),
 })
 
 

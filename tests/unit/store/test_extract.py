@@ -15,7 +15,7 @@ import pytest
 
 from stream.contract.identity import file_id_for
 from stream.contract.raw_chunk import RawChunk, Record
-from stream.store.extract import RAW_TRACES_COLUMNS, extract_row, parse_timestamp, to_millis
+from stream.store.extract import MODELLED_TYPES, RAW_TRACES_COLUMNS, extract_row, parse_timestamp, to_millis
 
 INGESTED = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 INGESTED_MS = 1772366400000
@@ -165,6 +165,57 @@ def test_agent_progress_line(corpus: Path) -> None:
     r = row_at(corpus, "entireio__cli/3b1b6293-65e1-4c3e-9f95-d530143332f2.jsonl", 381146)
     assert (r["type"], r["progress_type"], r["progress_agent_id"]) == ("progress", "agent_progress", "a1f7e5b")
     assert r["uuid"] == "c6ee763d-614f-44bd-8065-98c242ea9a62" and r["model"] == ""
+
+
+def test_subagent_echo_carries_the_echoed_response(corpus: Path) -> None:
+    """An agent_progress line echoing a subagent's assistant message: the message columns are the echoed
+    response's (data.message.message, data.message.requestId), echo_timestamp its time; the line keeps its own
+    type, timestamp (sort key) and session, and its blocks are not the parent's tool calls."""
+    r = row_at(corpus, "entireio__cli/3b1b6293-65e1-4c3e-9f95-d530143332f2.jsonl", 385216)
+    assert (r["type"], r["line_no"], r["progress_type"], r["progress_agent_id"]) == (
+        "progress", 190, "agent_progress", "a1f7e5b")
+    assert (r["message_id"], r["request_id"], r["model"]) == (
+        "msg_017Xsxqum5RDQZPkhKdBJRuG", "req_011CXWw4HLMeBuFSdkjDt2vM", "claude-opus-4-5-20251101")
+    assert (r["input_tokens"], r["output_tokens"], r["cache_creation_input_tokens"], r["cache_read_input_tokens"],
+            r["cache_creation_5m"], r["cache_creation_1h"], r["service_tier"]) == (3, 4, 27498, 0, 27498, 0,
+                                                                                   "standard")
+    assert r["timestamp"] == ms("2026-01-27T00:25:55.274Z")
+    assert r["echo_timestamp"] == ms("2026-01-27T00:25:55.253Z")
+    assert r["session_id"] == "3b1b6293-65e1-4c3e-9f95-d530143332f2" and r["tool_use_ids"] == []
+
+
+def test_usage_details_of_current_claude_code(corpus: Path) -> None:
+    r = row_at(corpus, "entireio__cli/acdd84ab-e724-42c8-925d-420b2a4f1861.jsonl", 277402)
+    assert (r["type"], r["web_search_requests"], r["web_fetch_requests"], r["service_tier"], r["speed"],
+            r["inference_geo"], r["echo_timestamp"]) == ("assistant", 0, 0, "standard", "standard", "", 0)
+    assert (r["cache_creation_input_tokens"], r["cache_creation_5m"], r["cache_creation_1h"]) == (1191, 0, 1191)
+    r = _one(b'{"type":"assistant","message":{"id":"m","usage":{"cache_creation_input_tokens":0,'
+             b'"cache_creation":{"ephemeral_5m_input_tokens":100,"ephemeral_1h_input_tokens":2000},'
+             b'"server_tool_use":{"web_search_requests":3,"web_fetch_requests":"2"},"service_tier":"priority",'
+             b'"speed":"fast","inference_geo":"us"}}}')
+    # the raw table keeps what the line says (flat 0); token_usage falls back to the nested split
+    assert (r["cache_creation_input_tokens"], r["cache_creation_5m"], r["cache_creation_1h"]) == (0, 100, 2000)
+    assert (r["web_search_requests"], r["web_fetch_requests"], r["service_tier"], r["speed"], r["inference_geo"]) == (
+        3, 2, "priority", "fast", "us")
+
+
+def test_only_echoes_of_assistant_messages_fill_the_message_columns() -> None:
+    inner = b'"requestId":"r","timestamp":"2026-01-01T00:00:00Z","message":{"id":"m","usage":{"input_tokens":9}}'
+    user = _one(b'{"type":"progress","data":{"type":"agent_progress","agentId":"a","message":{"type":"user",'
+                + inner + b'}}}')
+    other = _one(b'{"type":"progress","data":{"type":"hook_progress","message":{"type":"assistant",' + inner + b'}}}')
+    not_progress = _one(b'{"type":"user","data":{"type":"agent_progress","message":{"type":"assistant",'
+                        + inner + b'}}}')
+    for r in (user, other, not_progress):
+        assert (r["message_id"], r["request_id"], r["input_tokens"], r["echo_timestamp"]) == ("", "", 0, 0)
+    echo = _one(b'{"type":"progress","requestId":"outer","data":{"type":"agent_progress","agentId":"a",'
+                b'"message":{"type":"assistant",' + inner + b'}}}')
+    assert (echo["message_id"], echo["request_id"], echo["input_tokens"], echo["echo_timestamp"]) == (
+        "m", "r", 9, 1767225600000)
+
+
+def test_modelled_types_are_the_ones_extraction_interprets() -> None:
+    assert MODELLED_TYPES == ("user", "assistant", "system", "progress", "file-history-snapshot", "queue-operation")
 
 
 def test_compact_boundary_and_compact_summary(corpus: Path) -> None:
