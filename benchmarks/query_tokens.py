@@ -109,13 +109,12 @@ def main(argv: list[str]) -> int:
     from stream.analytics import queries as q
     from stream.analytics.pricing import load_pricing
     from stream.store.client import connect
-    from stream.store.schema import migrate
-    from stream.store.views import all_migrations
+    from stream.store.schema import MIGRATIONS, migrate
 
     pricing = load_pricing(env={})
     with tempfile.TemporaryDirectory(prefix="ccstream-bench-q-") as tmp:
         ch = connect(f"chdb://{tmp}/chdb?database=bench")
-        migrate(ch, all_migrations())
+        migrate(ch, MIGRATIONS)
         t0 = time.monotonic()
         seed = load_seed(ch)
         t1 = time.monotonic()

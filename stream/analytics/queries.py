@@ -403,22 +403,18 @@ def usage_entries(query: Query, filters: Filters) -> list[dict[str, Any]]:
     5-hour billing blocks (stream/analytics/blocks.py)."""
     return query(
         "SELECT timestamp, model, session_id, project, input_tokens, output_tokens, cache_creation_input_tokens, "
-        "cache_read_input_tokens, cache_creation_1h FROM token_usage "
+        "cache_read_input_tokens, cache_creation_1h, speed, web_search_requests FROM token_usage "
         f"WHERE {_and(_where(filters, 'day'))} ORDER BY timestamp",
         filters.params(),
     )
 
 
 def session_cost(query: Query, session_id: str, pricing: PriceTable) -> float:
-    """The estimated cost of one session's responses (the header of `ccstream show`)."""
-    rows = query(
-        f"""SELECT round(sum(t_cost), 6) AS cost_usd FROM (
-    SELECT model, sum(input_tokens) AS t_in, sum(output_tokens) AS t_out, sum(cache_creation_input_tokens) AS t_cc,
-           sum(cache_read_input_tokens) AS t_cr, sum(cache_creation_1h) AS t_cc1h,
-           {pricing.sql_price_index("model")} AS t_pidx, {_cost(pricing)} AS t_cost
-    FROM token_usage WHERE session_id = {{s:String}} GROUP BY model)""",
-        {"s": session_id},
-    )
+    """The estimated cost of one session's responses (the header of `ccstream show`), priced like every other
+    figure (`_priced_groups`)."""
+    select, groups, _ = _priced_groups(pricing)
+    rows = query(f"""SELECT round(sum(t_cost), 6) AS cost_usd FROM (
+    SELECT {select} FROM token_usage WHERE session_id = {{s:String}} GROUP BY {groups})""", {"s": session_id})
     return float(rows[0]["cost_usd"] or 0) if rows else 0.0
 
 

@@ -642,8 +642,10 @@ def block_rows(entries: Sequence[dict[str, Any]], pricing: Any, now: dt.datetime
             continue
         n = {k: int(e.get(k) or 0) for k in ("input_tokens", "output_tokens", "cache_creation_input_tokens",
                                               "cache_read_input_tokens", "cache_creation_1h")}
+        # priced per request as token_usage is in SQL: its own fast mode, long-context tier and web searches
         cost = pricing.cost(e.get("model"), n["input_tokens"], n["output_tokens"], n["cache_creation_input_tokens"],
-                            n["cache_read_input_tokens"], n["cache_creation_1h"])
+                            n["cache_read_input_tokens"], n["cache_creation_1h"], fast=e.get("speed") == "fast",
+                            web_search_requests=int(e.get("web_search_requests") or 0))
         items.append(b.Entry(t, str(e.get("model") or ""), n["input_tokens"], n["output_tokens"],
                              n["cache_creation_input_tokens"], n["cache_read_input_tokens"], float(cost or 0.0)))
     found = b.identify_blocks(items, now)

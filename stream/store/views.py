@@ -22,8 +22,6 @@ line delivered twice (same file identity and byte offset) counts once. Costs are
 
 from __future__ import annotations
 
-from typing import Any
-
 # token_usage is served from an aggregate kept at insert time, because a FINAL + GROUP BY over every assistant
 # line costs ~1 s per million rows here. token_usage_state holds one row per (message_id, group_key,
 # -total tokens) with min/max simple aggregates: min and max are idempotent, so a line delivered twice, or
@@ -579,19 +577,3 @@ TOKEN_USAGE_V4_STATEMENTS: list[str] = [
     TOKEN_USAGE_GROUPS, TOKEN_USAGE_GROUPS_MV, TOKEN_USAGE_GROUPS_BACKFILL, TOKEN_USAGE_V4,
     "DROP VIEW IF EXISTS token_usage_mv", "DROP TABLE IF EXISTS token_usage_state",
 ]
-
-
-def migrations() -> list[Any]:
-    """VIEW_MIGRATIONS as schema.Migration objects (imported here, so schema.py may import this module)."""
-    from stream.store.schema import Migration
-
-    return [Migration(v, "analytics views: token_usage, tool_calls, subagents, session_summary", stmts)
-            for v, stmts in VIEW_MIGRATIONS]
-
-
-def all_migrations() -> list[Any]:
-    """schema.MIGRATIONS plus the view migrations it does not already hold (until schema.py lists them)."""
-    from stream.store.schema import MIGRATIONS
-
-    known = {m.version for m in MIGRATIONS}
-    return [*MIGRATIONS, *(m for m in migrations() if m.version not in known)]

@@ -26,7 +26,6 @@ from stream.contract.identity import file_id_for
 from stream.contract.raw_chunk import RawChunk
 from stream.store.client import ClickHouse, connect
 from stream.store.schema import MIGRATIONS, migrate
-from stream.store.views import all_migrations
 from stream.store.writer import TraceWriter
 from tests.integration.test_analytics import load
 from tests.unit.store.test_extract import consecutive_records
@@ -46,7 +45,7 @@ def pricing() -> Any:
 @pytest.fixture(scope="module")
 def corpus_store(chdb_dir: Path, corpus: Path) -> Iterator[ClickHouse]:
     client = connect(f"chdb://{chdb_dir}?database=t_accounting_{uuid.uuid4().hex[:6]}")
-    migrate(client, all_migrations())
+    migrate(client, MIGRATIONS)
     assert load(client, corpus) == 18_918
     yield client
 
@@ -202,8 +201,10 @@ ROW_SQL = ("SELECT message_id, source, session_id, agent_id, is_sidechain, toStr
 
 def write(ch: ClickHouse, path: str, objects: list[dict[str, Any]], agent: str | None = None) -> None:
     records, end = consecutive_records([json.dumps(o).encode() for o in objects])
-    chunk = RawChunk(host="h", user="u", path=path, file_id=file_id_for("h", path), incarnation=0, fingerprint="",
-                     session_id=S, agent_id=agent, records=records, end_offset=end, end_line=len(records))
+    chunk = RawChunk.from_records(host="h", user="u", path=path, file_id=file_id_for("h", path), incarnation=0,
+                                  fingerprint="",
+                                  session_id=S, agent_id=agent, records=records, end_offset=end,
+                                  end_line=len(records))
     TraceWriter(ch).write_chunks([chunk], f"hand-{uuid.uuid4().hex[:8]}")
 
 
@@ -215,7 +216,7 @@ def fill(ch: ClickHouse) -> None:
 @pytest.fixture(scope="module")
 def hand(chdb_dir: Path) -> Iterator[ClickHouse]:
     client = connect(f"chdb://{chdb_dir}?database=t_hand_{uuid.uuid4().hex[:6]}")
-    migrate(client, all_migrations())
+    migrate(client, MIGRATIONS)
     fill(client)
     yield client
 
@@ -306,7 +307,7 @@ def test_a_store_filled_before_migration_4_counts_the_same(chdb_dir: Path) -> No
     fill(client)
     assert client.query_rows("SELECT count() FROM claude_raw_traces FINAL WHERE type = 'progress' "
                              "AND message_id != ''") == [(0,)]
-    assert migrate(client, all_migrations()) == [2, 4]
+    assert migrate(client, MIGRATIONS) == [2, 4, 5]
     assert [tuple(r) for r in client.query_rows(ROW_SQL)] == EXPECTED
     fill(client)  # re-delivered after the migration, through the new extraction: still once each
     assert [tuple(r) for r in client.query_rows(ROW_SQL)] == EXPECTED

@@ -28,7 +28,7 @@ from stream.contract.identity import file_id_for
 from stream.contract.raw_chunk import RawChunk, Record
 from stream.store.client import ClickHouse, connect
 from stream.store.schema import MIGRATIONS, migrate
-from stream.store.views import TOKEN_USAGE_GROUPS_BACKFILL, all_migrations
+from stream.store.views import TOKEN_USAGE_GROUPS_BACKFILL
 
 pytestmark = pytest.mark.integration
 
@@ -148,7 +148,7 @@ def load(ch: ClickHouse, root: Path) -> int:
 @pytest.fixture(scope="module")
 def ch(chdb_dir: Path, corpus: Path) -> Iterator[ClickHouse]:
     client = connect(f"chdb://{chdb_dir}?database=t_analytics_{uuid.uuid4().hex[:6]}")
-    migrate(client, all_migrations())
+    migrate(client, MIGRATIONS)
     assert load(client, corpus) == 18_918
     yield client
 
@@ -169,7 +169,7 @@ def run_cli(fn: Any, argv: list[str], ch: ClickHouse, **kw: Any) -> str:
 
 def test_stored_rows_and_views_exist(ch: ClickHouse) -> None:
     assert ch.query_rows("SELECT count() FROM claude_raw_traces FINAL") == [(18_918,)]
-    assert ch.query_rows("SELECT max(version) FROM schema_migrations") == [(max(m.version for m in all_migrations()),)]
+    assert ch.query_rows("SELECT max(version) FROM schema_migrations") == [(max(m.version for m in MIGRATIONS),)]
 
 
 def test_the_session_figures_are_ccusages_recorded_output() -> None:
@@ -265,7 +265,7 @@ def test_views_on_a_store_filled_before_them_and_repeats(chdb_dir: Path, corpus:
              *sorted((corpus / "marot__spotter" / SESSION / "subagents").glob("*.jsonl"))]
     chunks = [c for f in files for c in chunks_of(f, corpus, size=300)]
     TraceWriter(client).write_chunks(chunks[:3], "before")
-    assert migrate(client, all_migrations()) == [2, 4]
+    assert migrate(client, MIGRATIONS) == [2, 4, 5]
     TraceWriter(client).write_chunks(chunks[3:], "after")  # through the materialized view
     want = CCUSAGE_SESSIONS[("marot__spotter", SESSION)]
 
