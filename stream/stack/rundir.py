@@ -204,7 +204,7 @@ def with_password(url: str, password: str) -> str:
     parts = urlsplit(url)
     if parts.scheme == "unix":
         sep = "&" if parts.query else ""
-        return urlunsplit(parts._replace(query=f"{parts.query}{sep}password={quote(password, safe='')}"))
+        return f"unix://{parts.path}?{parts.query}{sep}password={quote(password, safe='')}"
     host = parts.hostname or "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"

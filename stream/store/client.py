@@ -166,7 +166,11 @@ class ClickHouse:
         reason = refusal(ast, single)
         if reason is not None:
             raise UnsafeQuery(reason)
-        return self.query_formatted(single, fmt, parameters, settings=query_settings(limits, write))
+        if ast.lstrip().startswith(ROW_STATEMENTS):
+            return self.query_formatted(single, fmt, parameters, settings=query_settings(limits, write))
+        # DDL, INSERT ... SELECT, OPTIMIZE, ...: nothing to format (an appended FORMAT would not parse)
+        self.command(single, parameters, settings=query_settings(limits, write))
+        return b""
 
     def close(self) -> None:
         with self._lock:
@@ -227,6 +231,11 @@ _FILE_CLAUSE = re.compile(r"\b(INTO\s+OUTFILE|FROM\s+INFILE)\b", re.IGNORECASE)
 _QUOTED = re.compile(r"'(?:\\.|[^'\\])*'|`(?:\\.|[^`\\])*`|\"(?:\\.|[^\"\\])*\"", re.DOTALL)
 
 
+# statements whose answer is rows (the rest run as commands)
+ROW_STATEMENTS = ("SelectWithUnionQuery", "SelectIntersectExceptQuery", "Show", "Describe", "Exists", "Explain",
+                  "Check")
+
+
 def refusal(ast: str, formatted: str = "") -> str | None:
     """Why a statement must not run, from its `EXPLAIN AST` text and ClickHouse's one-line formatting of it
     (quoting normalised, comments gone); None when it may (pure)."""
@@ -238,6 +247,11 @@ def refusal(ast: str, formatted: str = "") -> str | None:
     root = lines[0].strip().split(" ")[0]
     if any(root == r or root.startswith(r) for r in REFUSED_STATEMENTS):
         return f"{root} statements are not allowed through ccstream"
+    if root == "InsertQuery" and not any(ln.strip().startswith("SelectWithUnionQuery") for ln in lines):
+        # inline data (VALUES, FORMAT ...) is not SQL: the parser does not see it, and it could carry a second
+        # statement after a ';'. INSERT ... SELECT * FROM values('x Int8', 1, 2) does the same job.
+        return ("INSERT with inline data is not accepted; write INSERT INTO t SELECT ... "
+                "(for literal rows: SELECT * FROM values('x Int8, s String', (1, 'a'), (2, 'b')))")
     for ln in lines[1:]:
         depth = len(ln) - len(ln.lstrip(" "))
         words = ln.split()
