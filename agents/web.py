@@ -18,12 +18,13 @@ included:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import faust
@@ -70,18 +71,30 @@ def build_guard(rt: Runtime) -> Guard:
 
 class QueryClients:
     """Clients of the SQL API, apart from the sink's: chDB keeps `readonly` on a client once it is set, so
-    reads and writes get one each; both open on first use."""
+    reads and writes never share one, and each query in flight has its own (a long one holds no other)."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, most: int = 4) -> None:
         self.dsn = dsn
         self._lock = threading.Lock()
-        self._clients: dict[bool, ClickHouse] = {}
+        self._idle: dict[bool, list[ClickHouse]] = {False: [], True: []}
+        self._slots = threading.BoundedSemaphore(most)
 
-    def get(self, write: bool) -> ClickHouse:
-        with self._lock:
-            if write not in self._clients:
-                self._clients[write] = connect(self.dsn)
-            return self._clients[write]
+    @contextlib.contextmanager
+    def client(self, write: bool) -> Iterator[ClickHouse]:
+        with self._slots:
+            with self._lock:
+                ch = self._idle[write].pop() if self._idle[write] else None
+            if ch is None:
+                ch = connect(self.dsn)
+            try:
+                yield ch
+            finally:
+                with self._lock:
+                    self._idle[write].append(ch)
+
+    def query(self, sql: str, fmt: str, params: dict[str, Any] | None, write: bool, limits: QueryLimits) -> bytes:
+        with self.client(write) as ch:
+            return ch.query_guarded(sql, fmt, params, write=write, limits=limits)
 
 
 def register(app: faust.App, rt: Runtime) -> None:
@@ -139,8 +152,7 @@ def register(app: faust.App, rt: Runtime) -> None:
             except (ValueError, KeyError, TypeError) as exc:
                 return self.json({"error": f"bad request: {exc}"}, status=400)
             try:
-                ch = await asyncio.to_thread(clients.get, write)
-                out = await asyncio.to_thread(ch.query_guarded, sql, fmt, params, write=write, limits=limits)
+                out = await asyncio.to_thread(clients.query, sql, fmt, params, write, limits)
             except ClickHouseError as exc:  # the query's own error goes back to the caller
                 msg = str(exc)
                 if exc.code == READONLY_CODE and not write:
