@@ -157,6 +157,11 @@ class ClickHouse:
         other servers or programs, read-only unless `write`, within `limits`. What runs is ClickHouse's own
         formatting of the statement that was checked. Raises UnsafeQuery (a ClickHouseRejected)."""
         limits = limits or QueryLimits()
+        if not _FORMAT_NAME.fullmatch(fmt):  # appended as "FORMAT <fmt>": it must not carry SQL of its own
+            raise UnsafeQuery(f"unknown output format {fmt[:40]!r}")
+        for key in parameters or {}:
+            if not _PARAM_NAME.fullmatch(str(key)):
+                raise UnsafeQuery(f"bad parameter name {str(key)[:40]!r}")
         # chDB keeps `readonly` on the client once set, so a client used for writes must never get it
         checks = query_settings(limits, write)
         # the parser, not a regex, says what the statement is: the SQL travels as a parameter value
@@ -227,6 +232,9 @@ REFUSED_STATEMENTS = ("BackupQuery", "RestoreQuery", "SYSTEM", "SetQuery", "Set"
                       "AlterNamedCollectionQuery")
 
 
+_CALL = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+_FORMAT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
+_PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _FILE_CLAUSE = re.compile(r"\b(INTO\s+OUTFILE|FROM\s+INFILE)\b", re.IGNORECASE)
 _QUOTED = re.compile(r"'(?:\\.|[^'\\])*'|`(?:\\.|[^`\\])*`|\"(?:\\.|[^\"\\])*\"", re.DOTALL)
 
@@ -242,8 +250,16 @@ def refusal(ast: str, formatted: str = "") -> str | None:
     lines = [ln for ln in ast.splitlines() if ln.strip()]
     if not lines:
         return "empty statement"
-    if _FILE_CLAUSE.search(_QUOTED.sub("''", formatted)):
+    bare = _QUOTED.sub("''", formatted)
+    if re.match(r"\s*(ATTACH|DETACH)\b", bare, re.IGNORECASE):
+        return "ATTACH/DETACH take tables from paths or hide them; not allowed through ccstream"
+    if _FILE_CLAUSE.search(bare):
         return "INTO OUTFILE / FROM INFILE read or write files; not allowed through ccstream"
+    # functions the AST text does not show (inside SETTINGS, e.g. disk = disk(type = local, path = ...))
+    for m in _CALL.finditer(bare):
+        name = m.group(1).lower()
+        if name in OUTSIDE_FUNCTIONS or name.startswith(OUTSIDE_PREFIXES):
+            return f"{m.group(1)}() reaches files, URLs, other servers or programs; ccstream's SQL reads the store only"
     root = lines[0].strip().split(" ")[0]
     if any(root == r or root.startswith(r) for r in REFUSED_STATEMENTS):
         return f"{root} statements are not allowed through ccstream"

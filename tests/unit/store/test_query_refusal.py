@@ -47,6 +47,11 @@ def test_refusals() -> None:
     assert refusal("InsertQuery   (children 2)\n Identifier t\n SelectWithUnionQuery (children 1)\n") is None
     assert refusal("CreateQuery d (children 2)\n Identifier d\n Dictionary definition (children 1)\n")
     assert refusal("")
+    # a function hidden in SETTINGS, where the AST text does not show it
+    assert "disk()" in (refusal(PLAIN, "CREATE TABLE t (x String) ENGINE = MergeTree ORDER BY x "
+                                       "SETTINGS disk = disk(type = local, path = '/tmp/d/')") or "")
+    assert refusal(PLAIN, "SELECT 'file(x)' AS s") is None
+    assert refusal(PLAIN, "ATTACH TABLE x FROM '/etc' (x String) ENGINE = MergeTree ORDER BY x")
 
 
 def test_readonly_is_the_last_setting() -> None:
