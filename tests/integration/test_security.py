@@ -133,6 +133,15 @@ def test_with_the_token_the_api_still_refuses_files_urls_and_writes(stack: UpSta
         for write in (False, True):
             got, _, body = request(stack, "POST", "/ccstream/sql/", sql_body(sql, write), auth)
             assert got == 400, (sql, write, body)
+    # the output format is appended to the statement: it must not carry SQL of its own
+    injected = json.dumps({"sql": "SELECT 1", "format": "TSV; SELECT file('/etc/hostname')"}).encode()
+    got, _, body = request(stack, "POST", "/ccstream/sql/", injected, auth)
+    assert got == 400 and Path("/etc/hostname").read_text().strip().encode() not in body
+    disk = tmp_path / "disk"
+    got, _, body = request(stack, "POST", "/ccstream/sql/", sql_body(
+        "CREATE TABLE pwned_disk (x String) ENGINE = MergeTree ORDER BY x "
+        f"SETTINGS disk = disk(type = local, path = '{disk}/')", write=True), auth)
+    assert got == 400 and not disk.exists()
     got, _, body = request(stack, "POST", "/ccstream/sql/", sql_body("DROP TABLE claude_raw_traces"), auth)
     assert got == 400 and b"--write" in body
     got, _, body = request(stack, "POST", "/ccstream/sql/", sql_body("SELECT 1 AS one SETTINGS readonly = 0"), auth)
