@@ -128,15 +128,22 @@ class RunDir:
         return value
 
     # ---- Redis ------------------------------------------------------------------------------------------
-    def record_redis_url(self, url: str) -> None:
-        self.write(REDIS_URL, strip_password(url) + "\n")
+    def record_redis_url(self, url: str, *, embedded: bool) -> None:
+        """The Redis the hook and the bridge use. The embedded one's password stays in `redis.password`;
+        a Redis of the user's (CCSTREAM_REDIS_URL) is recorded as given, its own password included."""
+        if embedded:
+            self.write(REDIS_URL, strip_password(url) + "\nembedded\n")
+        else:
+            self.write(REDIS_URL, url + "\n")
 
     def redis_url(self) -> str | None:
-        """The recorded Redis URL with the run dir's password in it (ready for redis-py and the hook)."""
-        url = self.read(REDIS_URL)
-        if url is None:
+        """The recorded Redis URL, with the run dir's password for the embedded Redis (ready for redis-py
+        and the hook)."""
+        text = self.read(REDIS_URL)
+        if text is None:
             return None
-        password = self.redis_password()
+        url, _, marker = text.partition("\n")
+        password = self.redis_password() if marker.strip() == "embedded" else None
         return with_password(url, password) if password and not urlsplit(url).password else url
 
     # ---- the worker ------------------------------------------------------------------------------------

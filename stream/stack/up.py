@@ -86,6 +86,7 @@ class Stack:
         run = RunDir.of(s)
         run.ensure()
         logs = s.data_dir / "logs"
+        embedded = False
         if self.redis_url and redis_answers(self.redis_url):
             self.say(f"  redis     {strip_password(self.redis_url)} (yours)")
         else:
@@ -94,9 +95,10 @@ class Stack:
             redis.wait_ready()
             self.procs.append(redis)
             self.redis_url = redis.auth_url
+            embedded = True
             self.say(f"  redis     {redis.url} (password in {run.path / 'redis.password'}, "
                      f"data {s.data_dir / 'redis'})")
-        run.record_redis_url(self.redis_url)
+        run.record_redis_url(self.redis_url, embedded=embedded)
 
         ephemeral = False
         if not s.kafka_bootstrap:

@@ -81,11 +81,16 @@ def test_redis_url_carries_the_password_but_the_file_does_not(tmp_path: Path) ->
     s = load_settings(env={}, data_dir=tmp_path)
     run = RunDir.of(s)
     assert rundir.resolve_redis_url(s) is None
-    run.record_redis_url("redis://:hunter2@127.0.0.1:7000/0")
-    assert run.read(rundir.REDIS_URL) == "redis://127.0.0.1:7000/0"
+    run.record_redis_url("redis://:hunter2@127.0.0.1:7000/0", embedded=True)
+    assert "hunter2" not in (run.read(rundir.REDIS_URL) or "")
     assert rundir.resolve_redis_url(s) == "redis://127.0.0.1:7000/0"  # no password file: none added
     pw = run.redis_password(create=True)
     assert rundir.resolve_redis_url(s) == f"redis://:{pw}@127.0.0.1:7000/0"
+    # a Redis of the user's keeps its own password (or none), never the embedded one's
+    run.record_redis_url("redis://127.0.0.1:6380/0", embedded=False)
+    assert rundir.resolve_redis_url(s) == "redis://127.0.0.1:6380/0"
+    run.record_redis_url("redis://:mine@127.0.0.1:6380/0", embedded=False)
+    assert rundir.resolve_redis_url(s) == "redis://:mine@127.0.0.1:6380/0"
     assert rundir.resolve_redis_url(s.with_overrides(redis_url="redis://h:1/2")) == "redis://h:1/2"
 
 
