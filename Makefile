@@ -28,7 +28,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
-# redis-server is a system binary: install it with apt when we can, otherwise say exactly what to do.
+# redis-server and chromium (the browser test drives Debian's chromium through Playwright; Playwright cannot
+# download a browser here) are system binaries: install them with apt when we can, otherwise say what to do.
 deps:
 	@command -v redis-server >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -36,6 +37,14 @@ deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
 	  else \
 	    echo "redis-server is missing: run 'sudo apt-get install redis-server' (or set CCSTREAM_REDIS_URL to a running Redis)"; \
+	    exit 1; \
+	  fi; }
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "chromium is missing (the browser security test needs /usr/bin/chromium): run 'sudo apt-get install chromium'"; \
 	    exit 1; \
 	  fi; }
 

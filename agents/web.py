@@ -1,30 +1,48 @@
-"""The worker's HTTP endpoints (Faust's web server, loopback by default).
+"""The worker's HTTP endpoints (Faust's web server, loopback by default), behind `agents.web_guard`.
 
 The running worker owns the chDB store (one process per data dir), so `ccstream sql` and the analytics
-commands send their queries here while it runs:
+commands send their queries here while it runs. Every request passes one middleware (Host allow-list,
+Origin and JSON body on state-changing requests, the owner's token; docs/security.md), Faust's own pages
+included:
 
-* ``POST /ccstream/sql``    body ``{"sql": str, "parameters": {...}, "format": "JSONEachRow"}`` → the output
-  bytes in that ClickHouse format (status 400 with the ClickHouse error text on a bad query).
-* ``GET  /ccstream/status`` → pipeline counters of this worker as JSON.
+* ``POST /ccstream/sql/``   body ``{"sql": str, "parameters": {...}, "format": "JSONEachRow", "write": false}``
+  → the output bytes in that ClickHouse format (400 with ClickHouse's error text on a bad or refused query).
+  Read-only at the ClickHouse level unless ``write``; never file(), url() and the like; within the limits of
+  ``sql_max_seconds``/``sql_max_result_rows``/``sql_max_result_bytes``. Runs on clients of its own, so a
+  long query never holds the sink's connection.
+* ``GET  /ccstream/status/`` → pipeline counters of this worker as JSON.
+* ``GET  /ccstream/?login=<one-time token>`` → the session cookie, then a small page (the dashboard's place).
+* ``GET  /ccstream/health/`` → ``{"ok": true}``, open, says nothing about the data.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
+import threading
 import time
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import faust
+from aiohttp import web as aioweb
 from faust.web import Request, Response, View
 
 from agents.runtime import Runtime
 from agents.tailer import Tailer
+from agents.web_guard import Guard, is_loopback
+from stream.stack.rundir import RunDir
+from stream.store.client import ClickHouse, ClickHouseError, QueryLimits, connect
 
 log = logging.getLogger("ccstream.web")
 STARTED = time.time()
+READONLY_CODE = 164
+
+PAGE = """<!doctype html><meta charset="utf-8"><title>ccstream</title>
+<h1>ccstream</h1><p>Signed in to this worker. <a href="/ccstream/status/">status</a></p>"""
 
 
 def _count(table: Any) -> int:
@@ -34,8 +52,95 @@ def _count(table: Any) -> int:
     return sum(1 for _ in table)
 
 
+def build_guard(rt: Runtime) -> Guard:
+    """The guard of this worker: the configured token or the data dir's, and the one-time login token."""
+    s = rt.settings
+    if not is_loopback(s.web_host) and not s.web_token:
+        raise SystemExit(f"ccstream worker: CCSTREAM_WEB_HOST={s.web_host} reaches beyond this machine; set "
+                         "CCSTREAM_WEB_TOKEN (a long random secret) and put TLS in front (docs/security.md)")
+    run = RunDir.of(s)
+    token = s.web_token or run.api_token(create=True)
+    assert token is not None
+    allowed = list(s.web_allowed_hosts)
+    if not is_loopback(s.web_host) and s.web_host not in ("0.0.0.0", "::"):
+        allowed.append(s.web_host)
+    try:
+        return Guard(token, allowed, login_token=run.take_login_token())
+    except ValueError as exc:
+        raise SystemExit(f"ccstream worker: CCSTREAM_WEB_TOKEN: {exc}") from None
+
+
+class QueryClients:
+    """Clients of the SQL API, apart from the sink's: chDB keeps `readonly` on a client once it is set, so
+    reads and writes never share one, and each query in flight has its own (a long one holds no other)."""
+
+    def __init__(self, dsn: str, most: int = 4) -> None:
+        self.dsn = dsn
+        self._lock = threading.Lock()
+        self._idle: dict[bool, list[ClickHouse]] = {False: [], True: []}
+        self._slots = threading.BoundedSemaphore(most)
+
+    @contextlib.contextmanager
+    def client(self, write: bool) -> Iterator[ClickHouse]:
+        with self._slots:
+            with self._lock:
+                ch = self._idle[write].pop() if self._idle[write] else None
+            if ch is None:
+                ch = connect(self.dsn)
+            try:
+                yield ch
+            finally:
+                with self._lock:
+                    self._idle[write].append(ch)
+
+    def query(self, sql: str, fmt: str, params: dict[str, Any] | None, write: bool, limits: QueryLimits) -> bytes:
+        with self.client(write) as ch:
+            return ch.query_guarded(sql, fmt, params, write=write, limits=limits)
+
+
 def register(app: faust.App, rt: Runtime, *, tailer: Tailer | None = None, sessions_table: Any = None) -> None:
-    """The pages of this worker; `tailer` and `sessions_table` where it has the edge role (for the status page)."""
+    """The pages of this worker behind its guard; `tailer` and `sessions_table` where it has the edge role
+    (for the status page)."""
+    guard = build_guard(rt)
+    limits = QueryLimits(rt.settings.sql_max_seconds, rt.settings.sql_max_result_rows,
+                         rt.settings.sql_max_result_bytes)
+    clients = QueryClients(rt.settings.effective_clickhouse_dsn)
+
+    @aioweb.middleware
+    async def guarded(request: aioweb.Request,
+                      handler: Callable[[aioweb.Request], Awaitable[aioweb.StreamResponse]]) -> aioweb.StreamResponse:
+        refusal = guard.check(request.method, request.path, dict(request.headers), dict(request.cookies))
+        if refusal is not None:
+            return aioweb.json_response({"error": refusal.reason}, status=refusal.status,
+                                        headers={"Cache-Control": "no-store"})
+        response = await handler(request)
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    app.web.web_app.middlewares.append(guarded)  # type: ignore[attr-defined]
+
+    @app.page("/ccstream/health/")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            return self.json({"ok": True})
+
+    @app.page("/ccstream/")
+    class Home(View):
+        """The one-time URL `ccstream up` prints lands here: its token becomes an HttpOnly cookie."""
+
+        async def get(self, request: Request) -> Response:
+            presented = request.query.get("login")
+            if presented is not None:
+                cookie = guard.exchange_login(presented)
+                if cookie is None:
+                    return self.json({"error": "this login link was already used or is wrong; restart "
+                                               "`ccstream up` for a new one"}, status=401)
+                return self.text("", status=303, headers={"Location": "/ccstream/", "Set-Cookie": cookie})
+            if not guard.authorized(dict(request.headers), dict(request.cookies)):
+                return self.json({"error": "missing or wrong token"}, status=401)
+            return self.html(PAGE)
+
     @app.page("/ccstream/sql/")
     class SQL(View):
         async def post(self, request: Request) -> Response:
@@ -46,11 +151,17 @@ def register(app: faust.App, rt: Runtime, *, tailer: Tailer | None = None, sessi
                 sql = str(body["sql"])
                 fmt = str(body.get("format") or "JSONEachRow")
                 params = body.get("parameters") or None
+                write = body.get("write") is True
             except (ValueError, KeyError, TypeError) as exc:
                 return self.json({"error": f"bad request: {exc}"}, status=400)
             try:
-                out = await asyncio.to_thread(rt.ch.query_formatted, sql, fmt, params)
-            except Exception as exc:  # the query's own error goes back to the caller
+                out = await asyncio.to_thread(clients.query, sql, fmt, params, write, limits)
+            except ClickHouseError as exc:  # the query's own error goes back to the caller
+                msg = str(exc)
+                if exc.code == READONLY_CODE and not write:
+                    msg += " (ccstream sql is read-only: add --write for DDL and INSERT)"
+                return self.json({"error": msg}, status=400)
+            except Exception as exc:
                 return self.json({"error": str(exc)}, status=400)
             return self.bytes(out, content_type="application/octet-stream")
 
@@ -75,13 +186,10 @@ def register(app: faust.App, rt: Runtime, *, tailer: Tailer | None = None, sessi
                 "host": rt.settings.host,
                 "roles": rt.settings.roles,
                 "uptime_s": round(time.time() - STARTED, 1),
-                "followed_files": len(tailer.followed) if tailer else 0,
-                "lagging_files": tailer.lagging() if tailer else [],
-                "queued_requests": len(tailer.queued) if tailer else 0,
-                "pending_checkpoints": len(rt.checkpoints),
-                # bounded state: these return to their baseline once sessions end or go idle
-                "agent_refs": sum(len(v) for v in tailer.agents_seen.values()) if tailer else 0,
+                # the tailer's bounded state: it returns to its baseline once sessions end or go idle
+                **(tailer.status() if tailer is not None else {
+                    "followed_files": 0, "lagging_files": [], "queued_requests": 0,
+                    "pending_checkpoints": len(rt.checkpoints), "agent_refs": 0}),
                 "session_entries": _count(sessions_table),
                 **dataclasses.asdict(rt.stats),
             })
-

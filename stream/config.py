@@ -76,6 +76,15 @@ class Settings:
     app_id: str = "ccstream"
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    # the worker API's bearer token; None: the one generated in <data_dir>/run/api.token. Required (set
+    # explicitly) to bind beyond loopback. A secret: environment or config file only.
+    web_token: str | None = None
+    # Host header names the worker answers besides 127.0.0.1, localhost and [::1] (DNS-rebinding defence)
+    web_allowed_hosts: list[str] = field(default_factory=list)
+    # limits of one query through the worker's SQL API, so that one query cannot stall ingest
+    sql_max_seconds: float = 60.0
+    sql_max_result_rows: int = 5_000_000
+    sql_max_result_bytes: int = 1024 * 1024 * 1024
     roles: list[str] = field(default_factory=lambda: ["edge", "sink"])
 
     # tailer

@@ -38,6 +38,7 @@ from stream.capture.hook import Resp, resolve_redis_url, send_events
 from stream.config import Settings, load_settings
 from stream.contract.kafka import aiokafka_kwargs
 from stream.contract.session_event import SessionEvent
+from stream.stack.rundir import redis_answers, strip_password
 
 log = logging.getLogger("ccstream.bridge")
 
@@ -219,14 +220,19 @@ class Bridge:
                 log.warning("no Redis URL (CCSTREAM_REDIS_URL unset, no %s); retrying in %.1fs",
                             self.settings.run_dir / "redis.url", delay)
             else:
+                if not await asyncio.to_thread(redis_answers, url, 5.0):
+                    log.warning("Redis %s not reachable or refused the password; retrying in %.1fs",
+                                strip_password(url), delay)
+                    await _sleep(stop, delay)
+                    delay = min(delay * 2, BACKOFF_MAX)
+                    continue
                 client = aioredis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=BLOCK_MS / 1000 + 10)
                 try:
-                    await client.ping()
                     await self._ensure_group(client)
                     return client
                 except REDIS_ERRORS as exc:
                     await client.aclose()
-                    log.warning("Redis %s not reachable (%s); retrying in %.1fs", url, exc, delay)
+                    log.warning("Redis %s not reachable (%s); retrying in %.1fs", strip_password(url), exc, delay)
             await _sleep(stop, delay)
             delay = min(delay * 2, BACKOFF_MAX)
         return None

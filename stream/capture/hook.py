@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlsplit
 
 from stream.capture import spool
 from stream.config import Settings, load_settings
+from stream.stack import rundir
 
 # KEYS[1] stream, KEYS[2] seen-marker; ARGV[1] event JSON, ARGV[2] marker TTL seconds.
 # Returns the new entry id, or nil when this event id was already added.
@@ -36,7 +37,6 @@ XADD_ONCE_LUA = (
 )
 SEEN_TTL_SECONDS = 7 * 24 * 3600  # how long a repeat of an event id is recognised at the stream's door
 HOOK_DRAIN_LIMIT = 1000  # spooled events one hook call sends at most (the bridge drains the rest)
-URL_FILE = "redis.url"  # written into <data_dir>/run by `ccstream up`
 
 
 class Rejected(ValueError):
@@ -51,14 +51,8 @@ class RespError(Exception):
 
 
 def resolve_redis_url(settings: Settings) -> str | None:
-    """The configured Redis URL, else the one the embedded stack recorded in <data_dir>/run/redis.url."""
-    if settings.redis_url:
-        return settings.redis_url
-    try:
-        url = (settings.run_dir / URL_FILE).read_text().strip()
-    except OSError:
-        return None
-    return url or None
+    """The configured Redis URL, else the one the embedded stack recorded in its run dir (with its password)."""
+    return rundir.resolve_redis_url(settings)
 
 
 def seen_key(stream_key: str, event_id: str) -> str:
@@ -149,9 +143,15 @@ class Resp:
         self.sock = sock
         self.reader = sock.makefile("rb")
         setup: list[bytes] = []
-        if parts.password:
+        password = unquote(parts.password) if parts.password else None
+        if parts.scheme == "unix":  # unix:///path?password=... (the form redis-py reads too)
+            for kv in parts.query.split("&"):
+                k, _, v = kv.partition("=")
+                if k == "password":
+                    password = unquote(v)
+        if password:
             user = unquote(parts.username) if parts.username else None
-            auth = ("AUTH", user, unquote(parts.password)) if user else ("AUTH", unquote(parts.password))
+            auth = ("AUTH", user, password) if user else ("AUTH", password)
             setup.append(encode_command(*auth))
         db = parts.path.lstrip("/") if parts.scheme != "unix" else ""
         if parts.query:

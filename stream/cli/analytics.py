@@ -974,21 +974,28 @@ def _followed_files(query: Query) -> Any:
 
 
 def _run_info(settings: Any) -> dict[str, Any]:
+    from stream.stack.rundir import RunDir
+
     try:
-        return dict(json.loads((settings.run_dir / "worker.json").read_text()))
-    except (OSError, ValueError, AttributeError):
+        return RunDir.of(settings).worker_info()
+    except AttributeError:
         return {}
 
 
 def _redis_status(settings: Any) -> dict[str, Any]:
-    url = settings.redis_url or _run_info(settings).get("redis_url")
+    from stream.stack.rundir import redis_answers, resolve_redis_url, strip_password
+
+    url = resolve_redis_url(settings)
     if not url:
         return {"state": "not configured and `ccstream up` not running"}
+    shown = strip_password(url)
+    if not redis_answers(url):
+        return {"url": shown, "state": "unreachable, or the password was refused"}
     try:
         import redis
 
         r = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=1.0)
-        out: dict[str, Any] = {"url": url, "stream": settings.stream_key, "length": int(r.xlen(settings.stream_key))}
+        out: dict[str, Any] = {"url": shown, "stream": settings.stream_key, "length": int(r.xlen(settings.stream_key))}
         try:
             groups = r.xinfo_groups(settings.stream_key)
         except redis.ResponseError:
@@ -1001,7 +1008,7 @@ def _redis_status(settings: Any) -> dict[str, Any]:
                 out["lag"] = g.get("lag")  # entries not yet delivered to the bridge (Redis 7+)
         return out
     except Exception as exc:
-        return {"url": url, "state": f"unreachable ({type(exc).__name__}: {exc})"}
+        return {"url": shown, "state": f"unreachable ({type(exc).__name__}: {exc})"}
 
 
 def _kafka_status(settings: Any) -> dict[str, Any]:

@@ -47,11 +47,19 @@ def main(argv: list[str] | None = None) -> int:
         description="Run one SQL statement against ccstream's ClickHouse store. While `ccstream up` runs the "
                     "query goes to its worker (which owns the embedded store); otherwise the store is opened "
                     "directly. Tables: claude_raw_traces (use FINAL for exact counts), session_events, "
-                    "dead_letters, file_checkpoints, and the views in docs/clickhouse-schema.md.")
+                    "dead_letters, file_checkpoints, and the views in docs/clickhouse-schema.md. Read-only: "
+                    "SELECT, SHOW, DESCRIBE, EXPLAIN. Never file(), url(), s3(), remote(), executable() and the "
+                    "like, nor INTO OUTFILE: the store is all it reads. A query is cut after "
+                    "CCSTREAM_SQL_MAX_SECONDS (60) or past CCSTREAM_SQL_MAX_RESULT_ROWS/_BYTES.")
     p.add_argument("query", help="the SQL, e.g. \"SELECT count() FROM claude_raw_traces FINAL\" ('-' reads stdin)")
     p.add_argument("--format", "-f", choices=sorted(OUTPUT_FORMATS), default=None,
                    help="table (default), json (one document: an array of rows), ndjson (a JSON object per "
                         "line), csv or tsv; a query's own trailing FORMAT clause is used when given")
+    p.add_argument("--write", action="store_true",
+                   help="allow statements that change the store: INSERT, CREATE/ALTER/DROP/TRUNCATE/RENAME, "
+                        "OPTIMIZE, DELETE (through the running worker with its token, or on the store directly "
+                        "when `ccstream up` is not running). Still never file(), url() and the like, "
+                        "SET, SYSTEM or BACKUP. Dropping a table loses its rows for good.")
     args = p.parse_args(argv)
     sql = sys.stdin.read() if args.query == "-" else args.query
     sql, own = split_format(sql)
@@ -60,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     name = args.format or "table"
     fmt = own or OUTPUT_FORMATS[name]
     try:
-        out = run_formatted(load_settings(), sql, fmt)
+        out = run_formatted(load_settings(), sql, fmt, write=args.write)
     except QueryError as exc:
         print(f"ccstream sql: {exc}", file=sys.stderr)
         return 1

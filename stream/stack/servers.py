@@ -126,28 +126,50 @@ class RedisServer(ManagedProcess):
     name = "redis-server"
 
     def __init__(self, data_dir: Path, port: int | None = None, host: str = "127.0.0.1",
-                 appendonly: bool = True) -> None:
+                 appendonly: bool = True, password: str | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise ServerError("redis-server is not installed: run 'sudo apt-get install redis-server' "
                               "(or set CCSTREAM_REDIS_URL to a running Redis)")
         self.host = host
         self.port = port or free_port(host)
+        self.password = password
         data_dir.mkdir(parents=True, exist_ok=True)
-        argv = [binary, "--port", str(self.port), "--bind", host, "--dir", str(data_dir),
-                "--save", "", "--appendonly", "yes" if appendonly else "no",
-                "--appendfsync", "everysec", "--protected-mode", "no", "--daemonize", "no"]
+        argv = [binary]
+        if password:
+            # the password goes in a 0600 config file, never on the command line (visible to every `ps`)
+            conf = data_dir / "redis-auth.conf"
+            fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(f'requirepass "{password}"\n')
+            os.chmod(conf, 0o600)
+            argv.append(str(conf))
+        argv += ["--port", str(self.port), "--bind", host, "--dir", str(data_dir),
+                 "--save", "", "--appendonly", "yes" if appendonly else "no",
+                 "--appendfsync", "everysec", "--protected-mode", "no" if password is None else "yes",
+                 "--daemonize", "no"]
         super().__init__(argv, data_dir / "redis.log")
 
     @property
     def url(self) -> str:
+        """The address without the password (what the run dir records)."""
         return f"redis://{self.host}:{self.port}/0"
+
+    @property
+    def auth_url(self) -> str:
+        """The address with the password, for clients."""
+        if not self.password:
+            return self.url
+        from urllib.parse import quote
+
+        return f"redis://:{quote(self.password, safe='')}@{self.host}:{self.port}/0"
 
     def ready(self) -> bool:
         try:
             with socket.create_connection((self.host, self.port), timeout=0.2) as s:
                 s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
+                # with a password Redis answers -NOAUTH: it is up, and that is all this check needs
+                return s.recv(16).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
-import json
 import os
 import signal
 import sys
@@ -23,6 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from stream.config import Settings, load_settings
+from stream.stack.rundir import AlreadyRunning, RunDir, redis_answers, strip_password
 from stream.stack.servers import (
     ManagedProcess,
     RedisServer,
@@ -51,47 +50,21 @@ class Child(ManagedProcess):
         return port_open("127.0.0.1", self.port)
 
 
-class AlreadyRunning(RuntimeError):
-    pass
-
-
 def acquire_lock(settings: Settings) -> IO[str]:
-    settings.run_dir.mkdir(parents=True, exist_ok=True)
-    fh = (settings.run_dir / "up.lock").open("a+")
     try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.seek(0)
-        raise AlreadyRunning(f"ccstream up is already running for {settings.data_dir} ({fh.read().strip()}); "
+        return RunDir.of(settings).acquire_lock()
+    except AlreadyRunning as exc:
+        raise AlreadyRunning(f"ccstream up is already running for {settings.data_dir} ({exc}); "
                              "stop it with Ctrl-C in its terminal, or use another CCSTREAM_DATA_DIR") from None
-    fh.seek(0)
-    fh.truncate()
-    fh.write(f"pid {os.getpid()}\n")
-    fh.flush()
-    return fh
 
 
 def is_running(settings: Settings) -> bool:
     """True when an `up` holds the data dir (and so owns the chDB store)."""
-    path = settings.run_dir / "up.lock"
-    if not path.exists():
-        return False
-    with path.open("a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        return False
+    return RunDir.of(settings).is_running()
 
 
-def _redis_answers(url: str) -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5).ping())
-    except Exception:
-        return False
+def _is_loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "localhost", "::1", "[::1]") or host.startswith("127.")
 
 
 class Stack:
@@ -103,24 +76,29 @@ class Stack:
         self.bootstrap = settings.kafka_bootstrap
         self.web_port = settings.web_port
         self.worker: Child | None = None
+        self.login_url: str | None = None
 
     def say(self, msg: str) -> None:
         print(msg, file=self.out, flush=True)
 
     def start(self) -> None:
         s = self.settings
-        s.run_dir.mkdir(parents=True, exist_ok=True)
+        run = RunDir.of(s)
+        run.ensure()
         logs = s.data_dir / "logs"
-        if self.redis_url and _redis_answers(self.redis_url):
-            self.say(f"  redis     {self.redis_url} (yours)")
+        embedded = False
+        if self.redis_url and redis_answers(self.redis_url):
+            self.say(f"  redis     {strip_password(self.redis_url)} (yours)")
         else:
-            redis = RedisServer(s.data_dir / "redis")
+            redis = RedisServer(s.data_dir / "redis", password=run.redis_password(create=True))
             redis.start()
             redis.wait_ready()
             self.procs.append(redis)
-            self.redis_url = redis.url
-            self.say(f"  redis     {redis.url} (data {s.data_dir / 'redis'})")
-        (s.run_dir / "redis.url").write_text(self.redis_url + "\n")
+            self.redis_url = redis.auth_url
+            embedded = True
+            self.say(f"  redis     {redis.url} (password in {run.path / 'redis.password'}, "
+                     f"data {s.data_dir / 'redis'})")
+        run.record_redis_url(self.redis_url, embedded=embedded)
 
         ephemeral = False
         if not s.kafka_bootstrap:
@@ -134,6 +112,11 @@ class Stack:
         else:
             self.say(f"  kafka     {s.kafka_bootstrap}")
 
+        # the worker reads both from the run dir: the API token (kept across starts) and a fresh one-time
+        # token for the browser URL printed below
+        if not s.web_token:
+            run.api_token(create=True)
+        login = run.new_login_token()
         if port_open(s.web_host, self.web_port):
             self.web_port = free_port(s.web_host)
         env = dict(os.environ)
@@ -154,12 +137,16 @@ class Stack:
         self.procs.append(worker)
         self.worker = worker
         worker.wait_ready(timeout=120)
-        web_url = f"http://{s.web_host}:{self.web_port}"
-        (s.run_dir / "worker.json").write_text(json.dumps(
-            {"pid": worker.pid, "bridge_pid": bridge.pid, "web_url": web_url, "redis_url": self.redis_url,
+        host = s.web_host if s.web_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        web_url = f"http://{'[' + host + ']' if ':' in host else host}:{self.web_port}"
+        run.record_worker(
+            {"pid": worker.pid, "bridge_pid": bridge.pid, "web_url": web_url,
+             "redis_url": strip_password(self.redis_url or ""),
              "children": {p.name: p.pid for p in self.procs},
-             "kafka_bootstrap": self.bootstrap, "started_at": time.time()}) + "\n")
+             "kafka_bootstrap": self.bootstrap, "started_at": time.time()})
+        self.login_url = f"{web_url}/ccstream/?login={login}"
         self.say(f"  worker    pid {worker.pid}, {web_url} (log {logs / 'worker.log'})")
+        self.say(f"  browser   {self.login_url}  (one-time link; API token in {run.path / 'api.token'})")
         self.say(f"  bridge    pid {bridge.pid} (log {logs / 'bridge.log'})")
         self.say(f"  clickhouse {s.effective_clickhouse_dsn}")
 
@@ -175,11 +162,15 @@ class Stack:
             with contextlib.suppress(Exception):
                 p.stop(timeout=15)
         self.procs.clear()
-        with contextlib.suppress(FileNotFoundError):
-            (self.settings.run_dir / "worker.json").unlink()
+        RunDir.of(self.settings).clear_worker()
 
 
 def up(settings: Settings, out: IO[str] = sys.stdout) -> int:
+    if not _is_loopback(settings.web_host) and not settings.web_token:
+        print(f"ccstream up: CCSTREAM_WEB_HOST={settings.web_host} reaches beyond this machine; set "
+              "CCSTREAM_WEB_TOKEN (a long random secret) to allow it, and put TLS in front (docs/security.md)",
+              file=sys.stderr)
+        return 1
     try:
         lock = acquire_lock(settings)
     except AlreadyRunning as exc:

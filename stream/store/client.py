@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
@@ -143,10 +145,37 @@ class ClickHouse:
         with self._call() as c:
             c.insert(table, rows, column_names=column_names, settings=settings)
 
-    def query_formatted(self, sql: str, fmt: str, parameters: dict[str, Any] | None = None) -> bytes:
+    def query_formatted(self, sql: str, fmt: str, parameters: dict[str, Any] | None = None,
+                        settings: dict[str, Any] | None = None) -> bytes:
         """Raw output in a ClickHouse output format (JSONEachRow, CSVWithNames, PrettyCompact, ...)."""
         with self._call() as c:
-            return bytes(c.raw_query(sql, parameters=parameters, fmt=fmt))
+            return bytes(c.raw_query(sql, parameters=parameters, fmt=fmt, settings=settings))
+
+    def query_guarded(self, sql: str, fmt: str, parameters: dict[str, Any] | None = None, *,
+                      write: bool = False, limits: QueryLimits | None = None) -> bytes:
+        """A user's query (`ccstream sql`, the worker's API): one statement, nothing that reaches files, URLs,
+        other servers or programs, read-only unless `write`, within `limits`. What runs is ClickHouse's own
+        formatting of the statement that was checked. Raises UnsafeQuery (a ClickHouseRejected)."""
+        limits = limits or QueryLimits()
+        if not _FORMAT_NAME.fullmatch(fmt):  # appended as "FORMAT <fmt>": it must not carry SQL of its own
+            raise UnsafeQuery(f"unknown output format {fmt[:40]!r}")
+        for key in parameters or {}:
+            if not _PARAM_NAME.fullmatch(str(key)):
+                raise UnsafeQuery(f"bad parameter name {str(key)[:40]!r}")
+        # chDB keeps `readonly` on the client once set, so a client used for writes must never get it
+        checks = query_settings(limits, write)
+        # the parser, not a regex, says what the statement is: the SQL travels as a parameter value
+        single = self.query_formatted("SELECT formatQuerySingleLine({q:String})", "TSVRaw", {"q": sql},
+                                      settings=checks).decode().rstrip("\n")
+        ast = self.query_formatted("EXPLAIN AST " + single, "TSVRaw", parameters, settings=checks).decode()
+        reason = refusal(ast, single)
+        if reason is not None:
+            raise UnsafeQuery(reason)
+        if ast.lstrip().startswith(ROW_STATEMENTS):
+            return self.query_formatted(single, fmt, parameters, settings=query_settings(limits, write))
+        # DDL, INSERT ... SELECT, OPTIMIZE, ...: nothing to format (an appended FORMAT would not parse)
+        self.command(single, parameters, settings=query_settings(limits, write))
+        return b""
 
     def close(self) -> None:
         with self._lock:
@@ -154,6 +183,104 @@ class ClickHouse:
         if client is not None:
             with contextlib.suppress(Exception):  # closing must never mask the caller's own error
                 client.close()
+
+
+@dataclass(frozen=True)
+class QueryLimits:
+    """What one user query may take (ClickHouse enforces them; a read-only query cannot change them)."""
+
+    max_seconds: float = 60.0
+    max_result_rows: int = 5_000_000
+    max_result_bytes: int = 1024 * 1024 * 1024
+
+
+def query_settings(limits: QueryLimits, write: bool) -> dict[str, Any]:
+    """Per-query settings of a user query. `readonly` comes last: once it is set, no later setting of the
+    same request may be changed (ClickHouse applies them in order), and neither may the query's SETTINGS."""
+    out: dict[str, Any] = {
+        "max_execution_time": limits.max_seconds,
+        "timeout_overflow_mode": "throw",
+        "max_result_rows": limits.max_result_rows,
+        "max_result_bytes": limits.max_result_bytes,
+        "result_overflow_mode": "throw",
+    }
+    if not write:
+        out["readonly"] = 1
+    return out
+
+
+class UnsafeQuery(ClickHouseRejected):
+    """A user query that was refused before it ran; the message says why."""
+
+
+# Functions, table functions, engines and backup targets that reach outside the store: files, URLs, object
+# stores, other servers and databases, programs, message queues, disks. Matched on ClickHouse's own AST,
+# lower-cased. readonly=1 already refuses table functions; this also covers the scalar `file()` (readonly does
+# not stop it), engines of CREATE TABLE and writes with --write.
+OUTSIDE_FUNCTIONS = frozenset({
+    "file", "filecluster", "url", "urlcluster", "s3", "s3cluster", "gcs", "oss", "cosn", "azureblobstorage",
+    "azureblobstoragecluster", "hdfs", "hdfscluster", "remote", "remotesecure", "cluster", "clusterallreplicas",
+    "executable", "executablepool", "mysql", "postgresql", "materializedpostgresql", "materializedmysql",
+    "sqlite", "odbc", "jdbc", "mongodb", "redis", "hive", "input", "distributed", "kafka", "rabbitmq", "nats",
+    "filelog", "s3queue", "azurequeue", "disk", "ytsaurus", "arrowflight", "http", "clickhouse",
+    "exttable", "externaldistributed", "embeddedrocksdb", "keepermap", "dictionary",
+})
+OUTSIDE_PREFIXES = ("iceberg", "deltalake", "hudi", "paimon", "datalake", "s3", "azureblob", "hdfs")
+# statements refused even with --write: they write files, change the session or the server
+REFUSED_STATEMENTS = ("BackupQuery", "RestoreQuery", "SYSTEM", "SetQuery", "Set", "UseQuery", "KillQueryQuery",
+                      "CreateUserQuery", "GrantQuery", "CreateSQLFunctionQuery", "CreateNamedCollectionQuery",
+                      "AlterNamedCollectionQuery")
+
+
+_CALL = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+_FORMAT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
+_PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_FILE_CLAUSE = re.compile(r"\b(INTO\s+OUTFILE|FROM\s+INFILE)\b", re.IGNORECASE)
+_QUOTED = re.compile(r"'(?:\\.|[^'\\])*'|`(?:\\.|[^`\\])*`|\"(?:\\.|[^\"\\])*\"", re.DOTALL)
+
+
+# statements whose answer is rows (the rest run as commands)
+ROW_STATEMENTS = ("SelectWithUnionQuery", "SelectIntersectExceptQuery", "Show", "Describe", "Exists", "Explain",
+                  "Check")
+
+
+def refusal(ast: str, formatted: str = "") -> str | None:
+    """Why a statement must not run, from its `EXPLAIN AST` text and ClickHouse's one-line formatting of it
+    (quoting normalised, comments gone); None when it may (pure)."""
+    lines = [ln for ln in ast.splitlines() if ln.strip()]
+    if not lines:
+        return "empty statement"
+    bare = _QUOTED.sub("''", formatted)
+    if re.match(r"\s*(ATTACH|DETACH)\b", bare, re.IGNORECASE):
+        return "ATTACH/DETACH take tables from paths or hide them; not allowed through ccstream"
+    if _FILE_CLAUSE.search(bare):
+        return "INTO OUTFILE / FROM INFILE read or write files; not allowed through ccstream"
+    # functions the AST text does not show (inside SETTINGS, e.g. disk = disk(type = local, path = ...))
+    for m in _CALL.finditer(bare):
+        name = m.group(1).lower()
+        if name in OUTSIDE_FUNCTIONS or name.startswith(OUTSIDE_PREFIXES):
+            return f"{m.group(1)}() reaches files, URLs, other servers or programs; ccstream's SQL reads the store only"
+    root = lines[0].strip().split(" ")[0]
+    if any(root == r or root.startswith(r) for r in REFUSED_STATEMENTS):
+        return f"{root} statements are not allowed through ccstream"
+    if root == "InsertQuery" and not any(ln.strip().startswith("SelectWithUnionQuery") for ln in lines):
+        # inline data (VALUES, FORMAT ...) is not SQL: the parser does not see it, and it could carry a second
+        # statement after a ';'. INSERT ... SELECT * FROM values('x Int8', 1, 2) does the same job.
+        return ("INSERT with inline data is not accepted; write INSERT INTO t SELECT ... "
+                "(for literal rows: SELECT * FROM values('x Int8, s String', (1, 'a'), (2, 'b')))")
+    for ln in lines[1:]:
+        depth = len(ln) - len(ln.lstrip(" "))
+        words = ln.split()
+        if depth == 1 and words[0] == "Literal" and root in ("SelectWithUnionQuery", "InsertQuery"):
+            return "INTO OUTFILE / FROM INFILE read or write files; not allowed through ccstream"
+        if words[0] == "Dictionary" and len(words) > 1 and words[1] == "definition":
+            return "dictionaries load from outside the store; not allowed through ccstream"
+        if words[0] in ("Function", "FunctionWithKeyValueArguments", "TableFunction") and len(words) > 1:
+            name = words[1].lower()
+            if name in OUTSIDE_FUNCTIONS or name.startswith(OUTSIDE_PREFIXES):
+                return (f"{words[1]}() reaches files, URLs, other servers or programs; ccstream's SQL reads the "
+                        "store only")
+    return None
 
 
 def redact_dsn(dsn: str) -> str:

@@ -29,6 +29,7 @@ class CcstreamProcess(ManagedProcess):
             env["CCSTREAM_WEB_PORT"] = str(self.web_port)
         env.update({f"CCSTREAM_{k.upper()}": v for k, v in settings.items()})
         data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = data_dir
         super().__init__([sys.executable, "-m", "stream.cli", command], data_dir / f"{command}.log", env=env,
                          cwd=REPO)
         self.name = f"ccstream {command}"
@@ -49,15 +50,27 @@ class CcstreamProcess(ManagedProcess):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.web_port}"
 
+    def auth(self) -> dict[str, str]:
+        """The worker's token (it writes <data_dir>/run/api.token at start): every endpoint but health needs it."""
+        from stream.stack.rundir import RunDir
+
+        token = RunDir(self.data_dir / "run").api_token()
+        if token is None:
+            raise OSError("the worker has not written its API token yet")
+        return {"Authorization": f"Bearer {token}"}
+
     def status(self) -> dict[str, Any]:
-        with urllib.request.urlopen(self.url + "/ccstream/status/", timeout=10) as r:
+        req = urllib.request.Request(self.url + "/ccstream/status/", headers=self.auth())
+        with urllib.request.urlopen(req, timeout=10) as r:
             return dict(json.loads(r.read()))
 
-    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """SQL through this worker's store (sink role only)."""
-        body = json.dumps({"sql": sql, "format": "JSONEachRow", "parameters": parameters or {}}).encode()
+    def query(self, sql: str, parameters: dict[str, Any] | None = None, *, write: bool = True) -> list[dict[str, Any]]:
+        """SQL through this worker's store (sink role only). The tests act as the owner with `--write`
+        (OPTIMIZE, ALTER); test_security.py covers the read-only default."""
+        body = json.dumps({"sql": sql, "format": "JSONEachRow", "parameters": parameters or {},
+                           "write": write}).encode()
         req = urllib.request.Request(self.url + "/ccstream/sql/", data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", **self.auth()})
         with urllib.request.urlopen(req, timeout=60) as r:
             return [json.loads(line) for line in r.read().splitlines() if line.strip()]
 
