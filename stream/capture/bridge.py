@@ -33,6 +33,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from stream.backoff import Backoff
 from stream.capture import spool
 from stream.capture.hook import Resp, resolve_redis_url, send_events
 from stream.config import Settings, load_settings
@@ -146,7 +147,7 @@ class Bridge:
 
     # -- Kafka --
     async def _start_producer(self, stop: asyncio.Event) -> AIOKafkaProducer | None:
-        delay = BACKOFF_START
+        backoff = Backoff(BACKOFF_START, BACKOFF_MAX)
         while not stop.is_set():
             producer = AIOKafkaProducer(
                 **aiokafka_kwargs(self.settings), acks="all", enable_idempotence=False,
@@ -156,9 +157,8 @@ class Bridge:
             except KafkaError as exc:
                 with contextlib.suppress(Exception):
                     await producer.stop()
-                log.warning("Kafka not reachable (%s); retrying in %.1fs", exc, delay)
-                await _sleep(stop, delay)
-                delay = min(delay * 2, BACKOFF_MAX)
+                log.warning("Kafka not reachable (%s); retrying in %.1fs", exc, backoff.delay)
+                await backoff.wait(stop)
                 continue
             await self._ensure_topic()
             return producer
@@ -185,7 +185,7 @@ class Bridge:
         leave aiokafka waiting on partitions that no longer exist) counts as failed, and the producer is
         replaced so the next attempt starts from fresh metadata.
         """
-        delay = BACKOFF_START
+        backoff = Backoff(BACKOFF_START, BACKOFF_MAX)
         while True:
             assert self.producer is not None
             producer = self.producer
@@ -195,14 +195,14 @@ class Bridge:
             except (TimeoutError, KafkaError) as exc:
                 if stop.is_set():
                     raise _Stopped() from exc
-                log.warning("Kafka did not acknowledge %d events (%r); retrying in %.1fs", len(events), exc, delay)
+                log.warning("Kafka did not acknowledge %d events (%r); retrying in %.1fs", len(events), exc,
+                            backoff.delay)
                 with contextlib.suppress(Exception):
                     await producer.stop()
-                await _sleep(stop, delay)
+                await backoff.wait(stop)
                 self.producer = await self._start_producer(stop)
                 if self.producer is None or stop.is_set():
                     raise _Stopped() from exc
-                delay = min(delay * 2, BACKOFF_MAX)
 
     async def _send_all(self, producer: AIOKafkaProducer, events: list[SessionEvent]) -> None:
         futures = [await producer.send(self.topic, ev.encode(), key=ev.session_id.encode()) for ev in events]
@@ -213,18 +213,17 @@ class Bridge:
 
     # -- Redis --
     async def _connect_redis(self, stop: asyncio.Event) -> aioredis.Redis | None:
-        delay = BACKOFF_START
+        backoff = Backoff(BACKOFF_START, BACKOFF_MAX)
         while not stop.is_set():
             url = resolve_redis_url(self.settings)
             if url is None:
                 log.warning("no Redis URL (CCSTREAM_REDIS_URL unset, no %s); retrying in %.1fs",
-                            self.settings.run_dir / "redis.url", delay)
+                            self.settings.run_dir / "redis.url", backoff.delay)
             else:
                 if not await asyncio.to_thread(redis_answers, url, 5.0):
                     log.warning("Redis %s not reachable or refused the password; retrying in %.1fs",
-                                strip_password(url), delay)
-                    await _sleep(stop, delay)
-                    delay = min(delay * 2, BACKOFF_MAX)
+                                strip_password(url), backoff.delay)
+                    await backoff.wait(stop)
                     continue
                 client = aioredis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=BLOCK_MS / 1000 + 10)
                 try:
@@ -232,9 +231,9 @@ class Bridge:
                     return client
                 except REDIS_ERRORS as exc:
                     await client.aclose()
-                    log.warning("Redis %s not reachable (%s); retrying in %.1fs", strip_password(url), exc, delay)
-            await _sleep(stop, delay)
-            delay = min(delay * 2, BACKOFF_MAX)
+                    log.warning("Redis %s not reachable (%s); retrying in %.1fs", strip_password(url), exc,
+                                backoff.delay)
+            await backoff.wait(stop)
         return None
 
     async def _ensure_group(self, client: aioredis.Redis) -> None:
@@ -359,7 +358,7 @@ class Bridge:
         if self.producer is None:
             return
         log.info("bridge %s: %s (group %s) → Kafka %s", self.consumer, self.key, self.group, self.topic)
-        delay = BACKOFF_START
+        backoff = Backoff(BACKOFF_START, BACKOFF_MAX)
         try:
             while not stop.is_set():
                 self.redis = await self._connect_redis(stop)
@@ -370,7 +369,7 @@ class Bridge:
                     await self._redeliver_own(stop)
                     await self._claim_stale(stop, force=True)
                     await self._read_new(stop)
-                    delay = BACKOFF_START
+                    backoff.reset()
                 except _Stopped:
                     return
                 except ResponseError as exc:
@@ -378,9 +377,8 @@ class Bridge:
                         raise
                     log.warning("consumer group vanished (Redis restarted empty?); recreating it")
                 except REDIS_ERRORS as exc:
-                    log.warning("Redis connection lost (%s); reconnecting in %.1fs", exc, delay)
-                    await _sleep(stop, delay)
-                    delay = min(delay * 2, BACKOFF_MAX)
+                    log.warning("Redis connection lost (%s); reconnecting in %.1fs", exc, backoff.delay)
+                    await backoff.wait(stop)
                 finally:
                     with contextlib.suppress(Exception):
                         await self.redis.aclose()
@@ -390,11 +388,6 @@ class Bridge:
                 with contextlib.suppress(Exception):
                     await self.producer.stop()
             log.info("bridge stopped: %d events forwarded, %d entries skipped", self.forwarded, self.skipped)
-
-
-async def _sleep(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
 
 
 async def run_bridge(settings: Settings, *, stop: asyncio.Event | None = None, consumer: str | None = None) -> None:
