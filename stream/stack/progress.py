@@ -3,7 +3,7 @@
 ``backlog`` compares the transcripts on disk with the store's file checkpoints: what is left to import
 (`ccstream status`: "caught up" or "N files (X MB) behind"). ``Progress`` turns successive snapshots of
 (files done, bytes done) against the totals into a rate and a time left, and ``line`` into one plain line
-for a log or a non-terminal; `ccstream up` can feed it (it is not wired into `up` yet). Nothing here does I/O.
+for a log or a non-terminal; `ccstream up` feeds it (stream/stack/import_watch.py). Nothing here does I/O.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """`ccstream up`: the whole pipeline on one machine, on loopback.
 
-Starts a Redis server (unless CCSTREAM_REDIS_URL answers), the Tansu broker (unless CCSTREAM_KAFKA_BOOTSTRAP
+Starts a Redis server (unless CCSTREAM_REDIS_URL names one), the Tansu broker (unless CCSTREAM_KAFKA_BOOTSTRAP
 is set), the bridge, and one Faust worker with both roles and chDB in the data dir. Ctrl-C stops them all;
 children also die with this process (PR_SET_PDEATHSIG), so nothing is left behind and a second `up` works.
 
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from stream.config import Settings, load_settings
+from stream.stack.import_watch import ImportWatch
 from stream.stack.rundir import AlreadyRunning, RunDir, redis_answers, strip_password
 from stream.stack.servers import (
     ManagedProcess,
@@ -87,8 +88,12 @@ class Stack:
         run.ensure()
         logs = s.data_dir / "logs"
         embedded = False
-        if self.redis_url and redis_answers(self.redis_url):
-            self.say(f"  redis     {strip_password(self.redis_url)} (yours)")
+        if self.redis_url:
+            # yours, answering or not: the hook, the bridge and `status` all use it, so `up` must too (a Redis
+            # of its own would take events nobody reads); the hook spools and the bridge retries meanwhile
+            state = "" if redis_answers(self.redis_url) else (
+                ", NOT ANSWERING yet: hooks spool their events and the bridge retries until it does")
+            self.say(f"  redis     {strip_password(self.redis_url)} (yours{state})")
         else:
             redis = RedisServer(s.data_dir / "redis", password=run.redis_password(create=True))
             redis.start()
@@ -205,11 +210,13 @@ def up(settings: Settings, out: IO[str] = sys.stdout) -> int:
                   "  ccstream sessions | ccstream tokens --by day | ccstream status\n"
                   "Ctrl-C stops everything.", file=out, flush=True)
             dead = None
+            watch = ImportWatch(settings, out)
             while not stopping:
                 time.sleep(0.2)
                 dead = stack.dead_child()
                 if dead is not None:
                     break
+                watch.tick()
             stack.stop()
             if stopping:
                 break

@@ -86,6 +86,17 @@ def test_corpus_ingested_row_for_row(stack: UpStack, corpus: Path) -> None:
     assert stack.query("SELECT DISTINCT host FROM claude_raw_traces") == [{"host": "test-host"}]
 
 
+def test_up_says_when_the_history_is_imported(stack: UpStack, corpus: Path) -> None:
+    """Fed: the 63 corpus files. `up` (stdout not a terminal: plain lines) says once that it caught up, with the
+    rows (18,918, counted apart from ccstream), the sessions the store holds and the 63 files."""
+    files = len(list(corpus.rglob("*.jsonl")))
+    stack.wait_for(lambda: "caught up:" in stack.log_path.read_text(), 120, "the caught-up line")
+    line = next(ln for ln in stack.log_path.read_text().splitlines() if ln.startswith("caught up:"))
+    sessions = stack.scalar("SELECT uniqExact(session_id) AS n FROM claude_raw_traces FINAL")
+    assert line.startswith(f"caught up: {EXPECTED_ROWS:,} rows, {sessions:,} sessions, {files:,} files in "), line
+    assert stack.log_path.read_text().count("caught up:") == 1
+
+
 def test_lines_appended_after_session_start_become_queryable(stack: UpStack) -> None:
     session_id = str(uuid.uuid4())
     project = stack.projects / "-tmp-live-project"
