@@ -77,7 +77,7 @@ def create_app(settings: Settings) -> faust.App:
                                 checkpoints=rt.checkpoints)
         app.add_dependency(rt.store)
 
-    from agents import sessions, sink, tailer, web
+    from agents import dashboard, sessions, sink, tailer, web
 
     tail = sessions_table = None
     if "edge" in roles:
@@ -86,4 +86,5 @@ def create_app(settings: Settings) -> faust.App:
     if "sink" in roles:
         sink.register(app, rt)
     web.register(app, rt, tailer=tail, sessions_table=sessions_table)
+    dashboard.register(app, rt, tailer=tail)
     return app
