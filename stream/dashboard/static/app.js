@@ -463,5 +463,5 @@ document.addEventListener('DOMContentLoaded', () => {
   window.addEventListener('hashchange', render);
   render();
   poll();
-  setInterval(poll, 700);
+  setInterval(poll, 300);
 });
