@@ -21,6 +21,7 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
+import stream
 from agents.runtime import Runtime
 from agents.tailer import Tailer
 from stream.analytics import dashboard as dash
@@ -28,7 +29,8 @@ from stream.analytics.pricing import PriceTable, PricingError, load_pricing
 from stream.analytics.queries import Query
 
 log = logging.getLogger("ccstream.dashboard")
-STATIC = Path(__file__).resolve().parents[1] / "stream" / "dashboard" / "static"
+# package data of `stream` (pyproject.toml), wherever it is installed
+STATIC = Path(stream.__file__).resolve().parent / "dashboard" / "static"
 PREFIX = "/dashboard"
 _STATIC_NAME = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9]+)+$")
 # text types go out as UTF-8 text (aiohttp adds the charset), anything else as bytes

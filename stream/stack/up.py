@@ -162,6 +162,7 @@ class Stack:
         self.say(f"  worker    pid {worker.pid}, {web_url} (log {logs / 'worker.log'})")
         self.say(f"  bridge    pid {bridge.pid} (log {logs / 'bridge.log'})")
         self.say(f"  clickhouse {s.effective_clickhouse_dsn}")
+        self.say(f"  dashboard {web_url}/dashboard/")  # agents/dashboard.py; web_guard adds the one-time token
 
     def dead_child(self) -> ManagedProcess | None:
         for p in self.procs:

@@ -154,6 +154,10 @@ def _check_overview_against_cli(pg: Any, stack: UpStack, cli_range: list[str]) -
     return compared + 3
 
 
+def test_up_prints_the_dashboard_url(stack: UpStack) -> None:
+    assert f"dashboard {_url(stack)}" in stack.log_path.read_text()
+
+
 def test_overview_figures_equal_the_cli(page: Any, stack: UpStack) -> None:
     page.goto(_url(stack, "#/overview"))
     _wait_rendered(page, "overview")
