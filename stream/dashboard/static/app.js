@@ -83,6 +83,13 @@ function card(label, value, fig, raw, cls) {
     h('div', { class: 'v', 'data-fig': fig, 'data-value': raw === undefined ? '' : raw }, value));
 }
 
+function linkCard(el, onclick) {
+  el.classList.add('link');
+  el.title = 'open';
+  el.addEventListener('click', onclick);
+  return el;
+}
+
 // a table: columns [key, header, formatter, numeric]; rows keyed by `keyOf` for the tests and links
 function table(columns, rows, opts) {
   opts = opts || {};
@@ -98,7 +105,8 @@ function table(columns, rows, opts) {
   }, columns.map(([key, , f, numeric]) => {
     const v = r[key];
     const bad = opts.errorCols && opts.errorCols.includes(key) && num(v) > 0;
-    return h('td', { class: (numeric ? 'num' : '') + (bad ? ' err' : ''), 'data-fig': key,
+    const wrap = ['models', 'project', 'description'].includes(key) ? ' wrap' : '';
+    return h('td', { class: (numeric ? 'num' : '') + (bad ? ' err' : '') + wrap, 'data-fig': key,
                      'data-value': Array.isArray(v) ? v.join(',') : (v === null || v === undefined ? '' : v) },
              (f || fmt.str)(v));
   })));
@@ -123,7 +131,13 @@ function niceMax(v) {
 
 // rows of tokens by day×model → bars per day, stacked by model
 function stackedBars(rows, valueKey, format) {
-  const days = [...new Set(rows.map(r => r.day))].sort();
+  // every day of the span, so a quiet day shows as a gap (categorical only when the span is very long)
+  let days = [...new Set(rows.map(r => r.day))].sort();
+  if (days.length > 1) {
+    const first = Date.parse(days[0] + 'T00:00:00Z'), last = Date.parse(days[days.length - 1] + 'T00:00:00Z');
+    const span = Math.round((last - first) / 86400000) + 1;
+    if (span <= 400) days = Array.from({ length: span }, (_, i) => isoDay(new Date(first + i * 86400000)));
+  }
   const models = [...new Set(rows.map(r => r.model))].sort();
   const color = m => COLORS[models.indexOf(m) % COLORS.length];
   const W = 960, H = 260, L = 64, B = 34, T = 10, R = 8;
@@ -220,8 +234,8 @@ async function viewOverview(r) {
       card('cache-read share', fmt.pct(doc.cache_read_share), 'cache_read_share', doc.cache_read_share),
       card('API responses', fmt.int(t.responses), 'totals.responses', t.responses),
       card('sessions', fmt.int(s.count), 'sessions.count', s.count),
-      card('sessions with tool errors', fmt.int(s.with_tool_errors), 'sessions.with_tool_errors', s.with_tool_errors,
-           s.with_tool_errors ? 'bad' : ''),
+      linkCard(card('sessions with tool errors', fmt.int(s.with_tool_errors), 'sessions.with_tool_errors', s.with_tool_errors,
+           s.with_tool_errors ? 'bad' : ''), () => { sortState.key = 'tool_errors'; sortState.dir = 'desc'; go('sessions', '', rangeParams(r.params)); }),
       card('tool calls / errors', `${fmt.int(s.tool_calls)} / ${fmt.int(s.tool_errors)}`, 'sessions.tool_errors', s.tool_errors),
     ),
     h('h2', {}, metric === 'cost_usd' ? 'Cost per day, by model' : 'Tokens per day, by model', ' ', toggle),
