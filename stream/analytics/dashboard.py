@@ -12,7 +12,7 @@ I/O of its own.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from stream.analytics import queries as q
@@ -141,6 +141,38 @@ def cumulative(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _ms(timestamp: str) -> int | None:
+    try:
+        return int(dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp() * 1000)
+    except (ValueError, AttributeError):
+        return None
+
+
+def tool_timings(turns: Iterable[Any]) -> dict[str, dict[str, Any]]:
+    """Pure: replayed turns of one session → per tool_use id its start (first assistant line carrying it),
+    end (first user line with its result), duration in ms and error flag: the tool_calls view's definition."""
+    started: dict[str, int] = {}
+    finished: dict[str, int] = {}
+    errors: dict[str, bool] = {}
+    for t in turns:
+        ms = _ms(t.timestamp)
+        if ms is None:
+            continue
+        if t.type == "assistant":
+            for b in t.tool_uses:
+                started[b.tool_id] = min(started.get(b.tool_id, ms), ms)
+        elif t.type == "user":
+            for b in t.tool_results:
+                finished[b.tool_id] = min(finished.get(b.tool_id, ms), ms)
+                errors[b.tool_id] = errors.get(b.tool_id, False) or bool(b.is_error)
+    out: dict[str, dict[str, Any]] = {}
+    for tool_id, start in started.items():
+        end = finished.get(tool_id)
+        out[tool_id] = {"has_result": end is not None, "duration_ms": None if end is None else end - start,
+                        "is_error": errors.get(tool_id, False)}
+    return out
+
+
 def session(query: Query, session_id: str, pricing: PriceTable) -> dict[str, Any] | None:
     """One session: its `sessions --json` row, the replay of `ccstream show` with each tool call's duration
     and error, the subagent tree and its cost over time. None when the store has no such session."""
@@ -151,8 +183,10 @@ def session(query: Query, session_id: str, pricing: PriceTable) -> dict[str, Any
     rows = q.session_rows(query, session_id)
     if not summary and not rows:
         return None
-    calls = {str(c["tool_use_id"]): c for c in _numeric(q.tool_calls(query, session_id))}
     conv = replay(rows)
+    # from the session's own lines, as the tool_calls view computes them (that view scans every session:
+    # too slow for a page that redraws while the session runs)
+    calls = tool_timings(t for _, t in conv.walk())
     turns: list[dict[str, Any]] = []
     for depth, t in conv.walk():
         if t.kind == "progress":  # as `ccstream show` without --progress
@@ -161,7 +195,7 @@ def session(query: Query, session_id: str, pricing: PriceTable) -> dict[str, Any
         for b in t.tool_uses:
             c = calls.get(b.tool_id, {})
             uses.append({"id": b.tool_id, "name": b.name, "duration_ms": c.get("duration_ms"),
-                         "is_error": bool(c.get("is_error") or 0), "has_result": bool(c.get("has_result") or 0)})
+                         "is_error": bool(c.get("is_error")), "has_result": bool(c.get("has_result"))})
         turns.append({
             "depth": depth, "uuid": t.uuid, "agent_id": t.agent_id, "kind": t.kind, "timestamp": t.timestamp,
             "model": t.model, "text": "\n".join(turn_lines(t)), "tool_uses": uses,
@@ -171,9 +205,12 @@ def session(query: Query, session_id: str, pricing: PriceTable) -> dict[str, Any
                            "subagent_type": th.subagent_type, "description": th.description}
                           for th in t.children],
         })
-    tree = [{"depth": d, **r} for d, r in q.subagent_tree(_numeric(q.subagents(query, session_id)))]
+    # the subagents view scans every session too: asked only when this one has subagents
+    has_agents = bool(summary and summary[0].get("subagents")) or any(r.get("agent_id") for r in rows)
+    tree = [{"depth": d, **r} for d, r in q.subagent_tree(_numeric(q.subagents(query, session_id)))] \
+        if has_agents else []
     return {"session_id": session_id, "summary": summary[0] if summary else None, "turns": turns,
-            "subagents": tree, "tool_calls": list(calls.values()),
+            "subagents": tree,
             "cost_over_time": cumulative(_numeric(query(_cost_over_time_sql(pricing), {"s": session_id})))}
 
 

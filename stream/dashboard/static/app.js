@@ -477,5 +477,5 @@ document.addEventListener('DOMContentLoaded', () => {
   window.addEventListener('hashchange', render);
   render();
   poll();
-  setInterval(poll, 300);
+  setInterval(poll, 200);
 });
