@@ -84,3 +84,24 @@ def test_every_panel_uses_only_the_range_and_the_project_variable() -> None:
     json.dumps(board)  # serialisable as is
     with pytest.raises(ValueError, match="no Grafana equivalent"):
         grafana.grafana_sql("SELECT 1 WHERE x = {session:String}")
+
+
+def test_tool_timings_take_the_first_use_and_the_first_result() -> None:
+    from types import SimpleNamespace as NS
+
+    def use(i: str) -> NS:
+        return NS(tool_id=i)
+
+    def res(i: str, err: bool) -> NS:
+        return NS(tool_id=i, is_error=err)
+
+    turns = [
+        NS(type="assistant", timestamp="2026-01-01T00:00:01.000Z", tool_uses=[use("a"), use("b")], tool_results=[]),
+        NS(type="assistant", timestamp="2026-01-01T00:00:00.500Z", tool_uses=[use("a")], tool_results=[]),
+        NS(type="user", timestamp="2026-01-01T00:00:03.250Z", tool_uses=[], tool_results=[res("a", False)]),
+        NS(type="user", timestamp="2026-01-01T00:00:02.000Z", tool_uses=[], tool_results=[res("a", True)]),
+        NS(type="user", timestamp="", tool_uses=[], tool_results=[res("b", True)]),  # no time: not counted
+    ]
+    assert dash.tool_timings(turns) == {
+        "a": {"has_result": True, "duration_ms": 1500, "is_error": True},
+        "b": {"has_result": False, "duration_ms": None, "is_error": False}}
