@@ -322,6 +322,8 @@ def test_a_line_appended_to_a_live_session_appears_within_2s(page: Any, stack: U
 
 def test_openapi_document_lists_every_endpoint(stack: UpStack) -> None:
     base = stack.worker_info()["web_url"]
+    with urllib.request.urlopen(base + "/dashboard", timeout=30) as resp:  # redirected to the page
+        assert resp.url == base + "/dashboard/" and b"static/app.js" in resp.read()
     with urllib.request.urlopen(base + "/dashboard/openapi.json", timeout=30) as resp:
         doc = json.loads(resp.read())
     assert doc["openapi"].startswith("3.")
