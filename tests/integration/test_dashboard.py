@@ -335,3 +335,15 @@ def test_openapi_document_lists_every_endpoint(stack: UpStack) -> None:
                 json.loads(resp.read())
         except urllib.error.HTTPError as exc:  # the one path given an unknown id says so
             assert exc.code == 404 and "no-such-session" in concrete, (path, exc.code)
+
+
+def test_a_bad_range_is_a_one_line_error(stack: UpStack) -> None:
+    base = stack.worker_info()["web_url"]
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(base + "/dashboard/api/overview?since=last-week", timeout=30)
+    assert err.value.code == 400
+    assert json.loads(err.value.read()) == {"error": "since='last-week' is not a day (YYYY-MM-DD or YYYYMMDD)"}
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(base + "/dashboard/static/..%2Fapp.py", timeout=30)
+    assert err.value.code == 404
+
