@@ -5,13 +5,24 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: up test install deps lint bench clean
+.PHONY: up test install deps browser lint bench clean
 
 up: install deps
 	$(BIN)/ccstream up
 
-test: install deps
+test: install deps browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# the dashboard tests drive Debian's chromium through Playwright (which cannot download a browser here)
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "chromium is missing: run 'sudo apt-get install chromium' (the dashboard tests need it)"; \
+	    exit 1; \
+	  fi; }
 
 lint: install
 	$(BIN)/ruff check stream agents tests benchmarks

@@ -81,7 +81,7 @@ def create_app(settings: Settings) -> faust.App:
 
         app.add_dependency(OtlpReceiver(settings))
 
-    from agents import sessions, sink, tailer, web
+    from agents import dashboard, sessions, sink, tailer, web
 
     tail = sessions_table = None
     if "edge" in roles:
@@ -93,4 +93,5 @@ def create_app(settings: Settings) -> faust.App:
 
         otel_sink.register(app, rt)
     web.register(app, rt, tailer=tail, sessions_table=sessions_table)
+    dashboard.register(app, rt, tailer=tail)
     return app

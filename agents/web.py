@@ -136,7 +136,9 @@ def register(app: faust.App, rt: Runtime, *, tailer: Tailer | None = None, sessi
                 if cookie is None:
                     return self.json({"error": "this login link was already used or is wrong; restart "
                                                "`ccstream up` for a new one"}, status=401)
-                return self.text("", status=303, headers={"Location": "/ccstream/", "Set-Cookie": cookie})
+                # where the data is, the dashboard (agents/dashboard.py); an edge without a store, this page
+                home = "/dashboard/" if rt.ch is not None else "/ccstream/"
+                return self.text("", status=303, headers={"Location": home, "Set-Cookie": cookie})
             if not guard.authorized(dict(request.headers), dict(request.cookies)):
                 return self.json({"error": "missing or wrong token"}, status=401)
             return self.html(PAGE)

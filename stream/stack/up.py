@@ -151,7 +151,8 @@ class Stack:
              "kafka_bootstrap": self.bootstrap, "started_at": time.time()})
         self.login_url = f"{web_url}/ccstream/?login={login}"
         self.say(f"  worker    pid {worker.pid}, {web_url} (log {logs / 'worker.log'})")
-        self.say(f"  browser   {self.login_url}  (one-time link; API token in {run.path / 'api.token'})")
+        self.say(f"  dashboard {self.login_url}")
+        self.say(f"            (a one-time link: it logs this browser in; API token in {run.path / 'api.token'})")
         self.say(f"  bridge    pid {bridge.pid} (log {logs / 'bridge.log'})")
         self.say(f"  clickhouse {s.effective_clickhouse_dsn}")
 

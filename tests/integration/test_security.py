@@ -177,10 +177,10 @@ def test_ccstream_sql_is_read_only_unless_write(stack: UpStack) -> None:
 
 def test_the_one_time_login_url_becomes_a_strict_cookie(stack: UpStack) -> None:
     log = stack.log_path.read_text()
-    url = next(w for line in log.splitlines() if "browser" in line for w in line.split() if "login=" in w)
+    url = next(w for line in log.splitlines() if "dashboard" in line for w in line.split() if "login=" in w)
     path = url.split(str(_port(stack)), 1)[1]
     got, headers, _ = request(stack, "GET", path)
-    assert got == 303 and headers["location"] == "/ccstream/"
+    assert got == 303 and headers["location"] == "/dashboard/"  # the one-time link lands on the dashboard
     cookie = headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
     jar = {"Cookie": cookie.split(";")[0]}

@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-yaml = pytest.importorskip("yaml", reason="PyYAML is a dev dependency (pip install -e '.[dev]')")
+import yaml  # a dev dependency: missing, the test fails rather than skips
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -91,3 +90,16 @@ def test_secrets_come_from_the_environment_only(compose: dict[str, Any]) -> None
                 assert value.startswith("${") and ":?" in value, (key, value)
     # no literal credentials in a DSN or URL
     assert not re.search(r"://[^/\s:@$]+:[^@\s$]+@", text)
+
+
+def test_grafana_reads_through_the_read_only_analytics_user(compose: dict[str, Any]) -> None:
+    import yaml
+
+    env = _env(compose["services"]["grafana"])
+    assert env["CLICKHOUSE_ANALYTICS_PASSWORD"].startswith("${CLICKHOUSE_ANALYTICS_PASSWORD:?")
+    assert "CLICKHOUSE_PASSWORD" not in env, "Grafana must not hold the sink's writer password"
+    ds = yaml.safe_load((REPO / "grafana" / "provisioning" / "datasources" / "clickhouse.yml").read_text())
+    (source,) = ds["datasources"]
+    assert source["jsonData"]["username"] == "analytics"
+    assert source["secureJsonData"]["password"] == "$CLICKHOUSE_ANALYTICS_PASSWORD"
+    assert env["GF_USERS_ALLOW_SIGN_UP"] == "false"
