@@ -47,6 +47,15 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of `pid` so far (0 when gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class RssSampler(threading.Thread):
     """Peak RSS of each named process, sampled every 0.2 s."""
 
@@ -105,11 +114,17 @@ def main(argv: list[str]) -> int:
         pids = {name: int(pid) for name, pid in info.get("children", {}).items()}
         pids["up"] = stack.proc.pid if stack.proc else 0
         sampler = RssSampler(pids)
+        cpu_before = {name: cpu_s(pid) for name, pid in pids.items()}
+        load_before = os.getloadavg()[0]
         sampler.start()
         try:
-            stack.wait_for(lambda: stack.scalar("SELECT count() AS n FROM claude_raw_traces FINAL") >= expected,
+            # the cheap count first: a FINAL count 4 times a second would take CPU from the backfill it times
+            stack.wait_for(lambda: stack.scalar("SELECT count() AS n FROM claude_raw_traces") >= expected
+                           and stack.scalar("SELECT count() AS n FROM claude_raw_traces FINAL") >= expected,
                            3600, "every object")
             t_done = time.monotonic()
+            cpu = {name: cpu_s(pid) - cpu_before[name] for name, pid in pids.items()}
+            load_after = os.getloadavg()[0]
             rows = stack.scalar("SELECT count() AS n FROM claude_raw_traces FINAL")
             time.sleep(2)
             sampler.stop_event.set()
@@ -130,7 +145,8 @@ def main(argv: list[str]) -> int:
     print(f"every object queryable after {ingest:.1f}s: {mb_s:.1f} MB/s, {rows / ingest:,.0f} rows/s; "
           f"peak RSS {json.dumps({k: v // 1024 for k, v in sampler.peak.items()})} MB; broker after "
           f"{broker_after // 1024} MB; tokens --by day {tokens_s:.2f}s"
-          + (f"; ccusage daily {ccusage_s:.2f}s" if ccusage_s is not None else ""))
+          + (f"; ccusage daily {ccusage_s:.2f}s" if ccusage_s is not None else "")
+          + f"; CPU s {json.dumps({k: round(v, 1) for k, v in cpu.items()})}; load {load_before:.1f}/{load_after:.1f}")
     rss_rows = "\n".join(f"| peak RSS, {k} | {v / 1024:,.0f} MB |" for k, v in sorted(sampler.peak.items()))
     write_section("backfill", f"""## Backfill of a heavy user's history (`python -m benchmarks backfill`)
 
@@ -144,6 +160,8 @@ def main(argv: list[str]) -> int:
 | every object queryable (`claude_raw_traces FINAL`) | {ingest:.1f} s |
 | throughput | {mb_s:.1f} MB/s, {rows / ingest:,.0f} rows/s |
 {rss_rows}
+| CPU during the backfill (user+system) | {", ".join(f"{k} {v:.1f} s" for k, v in sorted(cpu.items()) if v >= 0.1)} |
+| machine load average (1 min) before / after, other work included | {load_before:.1f} / {load_after:.1f} |
 | peak RSS, the stack's processes added | {peak_total / 1024:,.0f} MB |
 | broker RSS after the run | {broker_after / 1024:,.0f} MB |
 | `ccstream tokens --by day --json`, best of 3, wall | {tokens_s:.2f} s |
