@@ -20,8 +20,10 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from benchmarks.corpus_shape import Shape, build
 from benchmarks.report import write_section
@@ -71,6 +73,64 @@ class RssSampler(threading.Thread):
                 self.peak[name] = max(self.peak[name], rss_kb(pid))
 
 
+class LiveProbe(threading.Thread):
+    """A live session during the backfill: a line appended every `every` s, and the time until each is
+    queryable (by its uuid), until stopped."""
+
+    def __init__(self, stack: Any, every: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.stack = stack
+        self.every = every
+        self.latencies: list[float] = []
+        self.stop_event = threading.Event()
+        self.session_id = str(uuid.uuid4())
+        self.path = stack.projects / "-tmp-live-probe" / f"{self.session_id}.jsonl"
+
+    def line(self, i: int) -> tuple[str, bytes]:
+        u = str(uuid.uuid4())
+        obj = {"type": "user", "uuid": u, "parentUuid": None, "sessionId": self.session_id,
+               "timestamp": f"2026-12-01T10:{i // 60 % 60:02d}:{i % 60:02d}.000Z", "cwd": "/tmp/live-probe",
+               "version": "2.1.42", "message": {"role": "user", "content": f"live line {i}"}}
+        return u, json.dumps(obj).encode() + b"\n"
+
+    def queryable(self, u: str) -> bool:
+        try:
+            # session_id leads the sorting key: a range read, not a scan of the table being backfilled
+            return bool(self.stack.query("SELECT uuid FROM claude_raw_traces WHERE session_id = {s:String} "
+                                         "AND uuid = {u:String}", {"s": self.session_id, "u": u}))
+        except Exception:  # the worker busy or restarting: not yet
+            return False
+
+    def run(self) -> None:
+        i = 0
+        while not self.stop_event.is_set():
+            u, data = self.line(i)
+            with self.path.open("ab") as fh:
+                fh.write(data)
+            t0 = time.monotonic()
+            while not self.queryable(u):
+                if self.stop_event.wait(0.05):
+                    return
+            if i:  # the first line announces the session (hook): not an append to a live file
+                self.latencies.append(time.monotonic() - t0)
+            i += 1
+            self.stop_event.wait(self.every)
+
+    def start_session(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.touch()
+        self.stack.hook({"session_id": self.session_id, "transcript_path": str(self.path),
+                         "cwd": "/tmp/live-probe", "hook_event_name": "SessionStart", "source": "startup"})
+        self.start()
+
+
+def quantile(xs: list[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
 def timed(argv: list[str], env: dict[str, str], runs: int = 3) -> float:
     best = float("inf")
     for _ in range(runs):
@@ -103,9 +163,8 @@ def main(argv: list[str]) -> int:
 
     with tempfile.TemporaryDirectory(prefix="ccstream-backfill-") as tmp:
         stack = UpStack(Path(tmp))
-        stack.projects.rmdir()
-        stack.projects.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(cache / "projects", stack.projects)  # the tailer follows the roots' real path
+        # two roots: the cached corpus (read only) and the stack's own, where the live probe writes
+        stack.env["CLAUDE_CONFIG_DIR"] = f"{stack.claude_dir},{cache}"
         stack.env["CCSTREAM_SCAN_INTERVAL"] = "30"
         t0 = time.monotonic()
         stack.start(timeout=300)
@@ -117,15 +176,21 @@ def main(argv: list[str]) -> int:
         cpu_before = {name: cpu_s(pid) for name, pid in pids.items()}
         load_before = os.getloadavg()[0]
         sampler.start()
+        probe = LiveProbe(stack, every=1.0)
+        probe.start_session()
         try:
             # the cheap count first: a FINAL count 4 times a second would take CPU from the backfill it times
-            stack.wait_for(lambda: stack.scalar("SELECT count() AS n FROM claude_raw_traces") >= expected
-                           and stack.scalar("SELECT count() AS n FROM claude_raw_traces FINAL") >= expected,
+            history = f"session_id != '{probe.session_id}'"  # the probe's lines are not the corpus's
+            stack.wait_for(lambda: stack.scalar(f"SELECT count() AS n FROM claude_raw_traces WHERE {history}")
+                           >= expected and stack.scalar("SELECT count() AS n FROM claude_raw_traces FINAL "
+                                                        f"WHERE {history}") >= expected,
                            3600, "every object")
             t_done = time.monotonic()
+            probe.stop_event.set()
+            probe.join()
             cpu = {name: cpu_s(pid) - cpu_before[name] for name, pid in pids.items()}
             load_after = os.getloadavg()[0]
-            rows = stack.scalar("SELECT count() AS n FROM claude_raw_traces FINAL")
+            rows = stack.scalar(f"SELECT count() AS n FROM claude_raw_traces FINAL WHERE {history}")
             time.sleep(2)
             sampler.stop_event.set()
             sampler.join()
@@ -134,18 +199,22 @@ def main(argv: list[str]) -> int:
             tokens_s = timed(cli, stack.env)
         finally:
             sampler.stop_event.set()
+            probe.stop_event.set()
             stack.stop()
         ccusage_s = None
         if shutil.which("ccusage"):
             env = dict(os.environ, CLAUDE_CONFIG_DIR=str(cache))
             ccusage_s = timed(["ccusage", "daily", "--json", "--offline"], env)
     ingest = t_done - t_ready
+    live = probe.latencies
+    p50, p99 = quantile(live, 0.5), quantile(live, 0.99)
     mb_s = size / 1e6 / ingest
     peak_total = sum(v for k, v in sampler.peak.items() if k != "up")
     print(f"every object queryable after {ingest:.1f}s: {mb_s:.1f} MB/s, {rows / ingest:,.0f} rows/s; "
           f"peak RSS {json.dumps({k: v // 1024 for k, v in sampler.peak.items()})} MB; broker after "
           f"{broker_after // 1024} MB; tokens --by day {tokens_s:.2f}s"
           + (f"; ccusage daily {ccusage_s:.2f}s" if ccusage_s is not None else "")
+          + f"; live append->queryable p50 {p50:.2f}s p99 {p99:.2f}s (n={len(live)})"
           + f"; CPU s {json.dumps({k: round(v, 1) for k, v in cpu.items()})}; load {load_before:.1f}/{load_after:.1f}")
     rss_rows = "\n".join(f"| peak RSS, {k} | {v / 1024:,.0f} MB |" for k, v in sorted(sampler.peak.items()))
     write_section("backfill", f"""## Backfill of a heavy user's history (`python -m benchmarks backfill`)
@@ -160,6 +229,7 @@ def main(argv: list[str]) -> int:
 | every object queryable (`claude_raw_traces FINAL`) | {ingest:.1f} s |
 | throughput | {mb_s:.1f} MB/s, {rows / ingest:,.0f} rows/s |
 {rss_rows}
+| a line appended to a live session during the backfill → queryable, p50 / p99 (n={len(live)}) | {p50:.2f} s / {p99:.2f} s |
 | CPU during the backfill (user+system) | {", ".join(f"{k} {v:.1f} s" for k, v in sorted(cpu.items()) if v >= 0.1)} |
 | machine load average (1 min) before / after, other work included | {load_before:.1f} / {load_after:.1f} |
 | peak RSS, the stack's processes added | {peak_total / 1024:,.0f} MB |

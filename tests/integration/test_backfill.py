@@ -96,8 +96,11 @@ def test_backfill_lands_exactly_once_and_a_live_append_arrives_in_time(stack: Up
     done = stack.hook({"session_id": session_id, "transcript_path": str(live), "cwd": "/tmp/live",
                        "hook_event_name": "SessionStart", "source": "startup"})
     assert done.returncode == 0, done.stderr
-    stack.wait_for(lambda: stack.query("SELECT uuid FROM claude_raw_traces WHERE uuid = {u:String}",
-                                       {"u": first_uuid}) != [], 120, "the live session's first line")
+    def queryable(u: str) -> bool:  # session_id leads the sorting key: a range read, not a table scan
+        return bool(stack.query("SELECT uuid FROM claude_raw_traces WHERE session_id = {s:String} "
+                                "AND uuid = {u:String}", {"s": session_id, "u": u}))
+
+    stack.wait_for(lambda: queryable(first_uuid), 120, "the live session's first line")
     latencies: list[float] = []
     during: list[bool] = []
     for i in range(1, 6):
@@ -106,7 +109,7 @@ def test_backfill_lands_exactly_once_and_a_live_append_arrives_in_time(stack: Up
         with live.open("ab") as fh:
             fh.write(data)
         t0 = time.monotonic()
-        while not stack.query("SELECT uuid FROM claude_raw_traces WHERE uuid = {u:String}", {"u": u}):
+        while not queryable(u):
             assert time.monotonic() - t0 < LIVE_BOUND_S, f"live line {i} not queryable after {LIVE_BOUND_S}s"
             time.sleep(0.05)
         latencies.append(time.monotonic() - t0)
