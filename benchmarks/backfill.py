@@ -147,7 +147,11 @@ cached corpus stays read only) and times each until `SELECT ... WHERE session_id
 What the profiles showed (py-spy 50 Hz, `--threads`, the `--copies 3` run of 199 MB; other engineers' tests
 on the same 2 cores, load average 5 to 9, so wall figures move by ±25 % between runs):
 
-- before (commit 4795365): 35.5 s, 5.6 MB/s. Of 2,452 samples: the sink's chDB insert 286; the event loop
+- A/B, the same benchmark code, old and new runs alternated: before (commit 4795365) 29.2 s and 19.9 s
+  (6.8 and 10.0 MB/s, the worker 60-65 CPU ms/MB, live p50 2.5 s and 11.1 s); after 20.8 s and 11.0 s
+  (9.6 and 18.1 MB/s, 48-53 ms/MB, live p50 3.4 s and 1.8 s). The first profile's run took 35.5 s while
+  the benchmark counted `FINAL` four times a second; it now counts without FINAL first.
+- before: of 2,452 samples: the sink's chDB insert 286; the event loop
   in `Tailer._produce` 283, of which the edge redactor 162 and the producer's zstd 83; `read_step` (thread)
   15. The event loop, busy with redaction, served one file at a time and waited for each chunk's ack.
 - after: 12.7 to 16.4 s, 12 to 16 MB/s; the worker used 10.5 to 10.9 CPU seconds for 199 MB. Of 2,897
