@@ -1,14 +1,19 @@
 """The tailer: follows transcript files and produces their complete lines to ``ccstream.raw-events``.
 
-Work arrives as TailRequests on the edge-local ``tail-requests`` topic, keyed by path, so the
-``file_offsets`` table (keyed by path too) is updated from agent context, partition for partition. Requests
+Work arrives as TailRequests on two edge-local lanes, both keyed by path with the same partition count, so
+the ``file_offsets`` table (keyed by path too) is updated from agent context, partition for partition:
+``tail-requests`` for history (scans, adopts, continues; ``tail_concurrency`` actors) and ``tail-live`` for
+live sessions (hooks, inotify, the poll), which therefore never queue behind a backfill. A per-path lock
+keeps one reader per file. Where the sink runs in this worker, history waits while the sink has more than
+``tail_sink_lag_records`` lines to insert, so a live chunk joins a short queue. Requests
 come from inotify (watchfiles), a 1 s stat poll of followed files, periodic scans of the roots, and the
 sessions agent (SessionStart/SessionEnd). A request reads everything new in the file: redundant requests
 cost a stat and nothing else, and a request for a path already queued is not sent twice.
 
 Each read step (stream.tail.filereader, pure framing underneath) becomes ONE Kafka message carrying all its
-records (a chunk), and the cursor is written once per chunk after the broker acknowledged the chunk: a
-crash re-reads at most the last chunk, which the idempotent sink absorbs.
+records (a chunk); reading, redaction and encoding run in a thread, and step i+1 is read while the broker
+acknowledges chunk i. The cursor is written once per chunk, after that chunk's ack and in order: a crash
+re-reads at most the chunks not yet acknowledged, which the idempotent sink absorbs.
 
 Where a file is read from, whether it is followed, what a scan or the poll does with it and what it keeps
 in memory are decided by one owner, ``stream.tail.position.Positions``; this module does the I/O (reads in a
