@@ -1,14 +1,19 @@
 """The tailer: follows transcript files and produces their complete lines to ``ccstream.raw-events``.
 
-Work arrives as TailRequests on the edge-local ``tail-requests`` topic, keyed by path, so the
-``file_offsets`` table (keyed by path too) is updated from agent context, partition for partition. Requests
+Work arrives as TailRequests on two edge-local lanes, both keyed by path with the same partition count, so
+the ``file_offsets`` table (keyed by path too) is updated from agent context, partition for partition:
+``tail-requests`` for history (scans, adopts, continues; ``tail_concurrency`` actors) and ``tail-live`` for
+live sessions (hooks, inotify, the poll), which therefore never queue behind a backfill. A per-path lock
+keeps one reader per file. Where the sink runs in this worker, history waits while the sink has more than
+``tail_sink_lag_records`` lines to insert, so a live chunk joins a short queue. Requests
 come from inotify (watchfiles), a 1 s stat poll of followed files, periodic scans of the roots, and the
 sessions agent (SessionStart/SessionEnd). A request reads everything new in the file: redundant requests
 cost a stat and nothing else, and a request for a path already queued is not sent twice.
 
 Each read step (stream.tail.filereader, pure framing underneath) becomes ONE Kafka message carrying all its
-records (a chunk), and the cursor is written once per chunk after the broker acknowledged the chunk: a
-crash re-reads at most the last chunk, which the idempotent sink absorbs.
+records (a chunk); reading, redaction and encoding run in a thread, and step i+1 is read while the broker
+acknowledges chunk i. The cursor is written once per chunk, after that chunk's ack and in order: a crash
+re-reads at most the chunks not yet acknowledged, which the idempotent sink absorbs.
 
 Where a file is read from, whether it is followed, what a scan or the poll does with it and what it keeps
 in memory are decided by one owner, ``stream.tail.position.Positions``; this module does the I/O (reads in a
@@ -23,6 +28,8 @@ import logging
 import os
 import re
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +51,7 @@ from stream.tail.position import (
     ReadFrom,
     Scan,
     Step,
+    is_live,
     read_args,
     step_after_read,
 )
@@ -64,6 +72,32 @@ def _stat(path: str) -> FileStat | None:
     return FileStat(st.st_dev, st.st_ino, st.st_size, st.st_mtime)
 
 
+@dataclass(slots=True)
+class _Prepared:
+    """One read step as the thread left it: the read, what it amounts to, and for PRODUCE the encoded chunk
+    and dead letters."""
+
+    res: ReadResult
+    step: Step
+    file_id: str = ""
+    chunk: bytes | None = None
+    dead: list[DeadLetter] = field(default_factory=list)
+    dead_values: list[bytes] = field(default_factory=list)
+    session_key: str = ""
+
+
+@dataclass(slots=True)
+class _Sent:
+    """A chunk handed to the producer whose ack (and then cursor) is still to come."""
+
+    cursor: Cursor
+    pending: list[Any]
+    prep: _Prepared
+    session_id: str
+    agent_id: str | None
+    req: TailRequest
+
+
 class Tailer:
     def __init__(self, app: faust.App, rt: Runtime) -> None:
         s = rt.settings
@@ -72,6 +106,9 @@ class Tailer:
         self.settings = s
         self.requests = app.topic(s.topic_tail_requests, key_serializer="raw", value_serializer="raw",
                                   partitions=s.topic_partitions, internal=False)
+        # the live lane: same partitioning (key: path), so its events write the same table partitions
+        self.live_requests = app.topic(s.topic_tail_live, key_serializer="raw", value_serializer="raw",
+                                       partitions=s.topic_partitions, internal=False)
         self.raw_events = rt.topics.raw_events
         self.dead_letters = rt.topics.dead_letters
         # keys are paths (str), values Cursor.to_dict(); json both ways so recovery gives back the same types
@@ -82,6 +119,11 @@ class Tailer:
                                    idle_seconds=s.idle_session_timeout)
         self.roots = [Path(r) for r in s.claude_roots]
         self.redactor = redactor_from_settings(s)  # secrets never leave this machine
+        self._locks: dict[str, list[Any]] = {}  # path -> [asyncio.Lock, users]: one reader per file at a time
+        # history is paced by the sink only where the sink runs in this worker (the embedded stack)
+        self._sink_beside = "sink" in s.roles
+        self._sink_idle = max(2.0, 4 * s.sink_batch_seconds)
+        self._lag_drift = 0
 
     # ---- what the status page reads (agents/web.py) ---------------------------------------------------
     @property
@@ -90,7 +132,7 @@ class Tailer:
 
     @property
     def queued(self) -> set[str]:
-        return self.positions.queued
+        return self.positions.queued | self.positions.queued_live
 
     @property
     def agents_seen(self) -> dict[str, set[str]]:
@@ -109,42 +151,66 @@ class Tailer:
     async def request(self, path: str, *, session_id: str = "", agent_id: str | None = None,
                       final: bool = False, reason: RequestReason | str = RequestReason.HOOK,
                       hook_event: str = "") -> None:
-        """Ask for a read of `path`. A `reason` given as a string is parsed (a hook event's name is a hook)."""
+        """Ask for a read of `path`. A `reason` given as a string is parsed (a hook event's name is a hook).
+        History (scans, adopts, continues) and live requests go to topics of their own (is_live)."""
         if not isinstance(reason, RequestReason):
             parsed = RequestReason.parse(reason)
             if parsed is RequestReason.HOOK and reason != RequestReason.HOOK.value:
                 hook_event = hook_event or str(reason)
             reason = parsed
-        if not self.positions.should_send(path, final=final):
+        live = is_live(reason)
+        if not self.positions.should_send(path, final=final, live=live):
             return
         req = TailRequest(path=path, session_id=session_id, agent_id=agent_id, final=final, reason=reason,
                           hook_event=hook_event)
-        await self.requests.send(key=path.encode(), value=req.encode())
+        await (self.live_requests if live else self.requests).send(key=path.encode(), value=req.encode())
 
     # ---- reading ------------------------------------------------------------------------------------
     async def handle(self, req: TailRequest) -> None:
+        """Read what is new in the request's file (its reason says which lane it came on)."""
         path = req.path
-        pos = self.positions
-        pos.received(path)
+        live = is_live(req.reason)
+        self.positions.received(path, live=live)
         if confine(path, self.roots) is None:
             self.rt.stats.refused_paths += 1
             log.warning("refused to read %s: not a regular file under the Claude roots %s", path,
                         [str(r) for r in self.roots])
             return
+        # the lanes' agents and each agent's actors run at once: one file is read by one of them at a time
+        async with self._file_lock(path):
+            await self._read_file(req, live)
+
+    @contextlib.asynccontextmanager
+    async def _file_lock(self, path: str) -> AsyncIterator[None]:
+        entry = self._locks.get(path)
+        if entry is None:
+            entry = self._locks[path] = [asyncio.Lock(), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if not entry[1]:  # bounded: only files being read now have a lock
+                del self._locks[path]
+
+    async def _read_file(self, req: TailRequest, live: bool) -> None:
+        """Up to MAX_STEPS_PER_REQUEST read steps, pipelined: step i+1 is read (and redacted and encoded, in a
+        thread) while the broker acknowledges chunk i; cursor i is stored only after that ack, in order."""
+        path = req.path
+        pos = self.positions
         start: ReadFrom = pos.start(path)
         # from the path only, never from the request: identities and the ORDER BY key must be the same
         # whoever asked for the read (a hook, a scan, inotify), or re-reads would not merge
         session_id, agent_id = session_and_agent(Path(path))
-        s = self.settings
+        sent: _Sent | None = None
         for _ in range(MAX_STEPS_PER_REQUEST):
-            cursor, checkpoint = read_args(start)
-            res: ReadResult = await asyncio.to_thread(
-                read_step, path, cursor, checkpoint=checkpoint, final=req.final, now=time.time(),
-                quiet_seconds=s.partial_line_quiet, max_line_bytes=s.max_line_bytes,
-                read_bytes=s.read_chunk_bytes)
+            prep = await asyncio.to_thread(self._prepare, path, start, req.final, session_id, agent_id)
+            res = prep.res
             if res.missing or res.cursor is None:
                 if res.error:
                     log.warning("cannot read %s: %s", path, res.error)
+                await self._settle(path, sent)
                 pos.forget(path)
                 return
             if res.action is Action.TRUNCATED:
@@ -156,28 +222,114 @@ class Tailer:
                 log.warning("%s was recreated: reading it again from the start as incarnation %d",
                             path, res.cursor.incarnation)
             new = res.cursor
-            step = step_after_read(start, res.action, new, bool(res.records or res.bad))
-            if step is Step.ADOPT:
-                pos.store(path, new)  # ClickHouse already holds this file up to here: send nothing
-            elif step is Step.PRODUCE:
-                await self._produce(path, session_id, agent_id, new, res)
-                pos.store(path, new)  # only now: the broker has the chunk
+            if prep.step is Step.PRODUCE:
+                if not live:
+                    await self._sink_room()
+                pending = await self._send(path, prep)
+                await self._settle(path, sent)  # the previous chunk: its ack, then its cursor
+                sent = _Sent(new, pending, prep, session_id, agent_id, req)
                 if agent_id is None and any(AGENT_MARK in r.raw for r in res.records):
                     await self._follow_subagents(path, session_id, res.records)
+            else:
+                await self._settle(path, sent)
+                sent = None
+                if prep.step is Step.ADOPT:
+                    pos.store(path, new)  # ClickHouse already holds this file up to here: send nothing
+                pos.note_read(path, session_id, agent_id, new, step=prep.step, reason=req.reason,
+                              final=req.final)
             start = FromCursor(new)
-            pos.note_read(path, session_id, agent_id, new, step=step, reason=req.reason, final=req.final)
             if not res.more:
                 break
         else:
+            await self._settle(path, sent)
             await self.request(path, session_id=session_id, agent_id=agent_id, final=req.final,
                                reason=RequestReason.CONTINUE)
             return
+        await self._settle(path, sent)
         pos.read_done(path, final=req.final)
 
-    def forget(self, path: str) -> None:
-        """Drop a file's in-memory state; its cursor stays in the file_offsets table (RocksDB), so a later
-        request continues where it stopped."""
-        self.positions.forget(path)
+    def _prepare(self, path: str, start: ReadFrom, final: bool, session_id: str,
+                 agent_id: str | None) -> _Prepared:
+        """In a thread, off the event loop: one read step, and for a chunk to send its redaction and encoding
+        (the redactor is stateless, so threads share it)."""
+        s = self.settings
+        cursor, checkpoint = read_args(start)
+        res = read_step(path, cursor, checkpoint=checkpoint, final=final, now=time.time(),
+                        quiet_seconds=s.partial_line_quiet, max_line_bytes=s.max_line_bytes,
+                        read_bytes=s.read_chunk_bytes)
+        if res.missing or res.cursor is None:
+            return _Prepared(res, Step.NOTHING)
+        step = step_after_read(start, res.action, res.cursor, bool(res.records or res.bad))
+        if step is not Step.PRODUCE:
+            return _Prepared(res, step)
+        new = res.cursor
+        fid = file_id_for(s.host, path)
+        now = time.time()
+        dead = [DeadLetter(host=s.host, path=path, file_id=fid, incarnation=new.incarnation,
+                           offset=b.offset, line_no=b.line_no, length=b.length, reason=b.reason,
+                           sample=b.sample, detected_at=now) for b in res.bad]
+        redactions: list[int] = []
+        if self.redactor is not None:
+            redacted = self.redactor.redact_many([r.raw for r in res.records])
+            for rec, (raw, _n) in zip(res.records, redacted, strict=True):
+                rec.raw = raw
+            redactions = [n for _raw, n in redacted] if any(n for _raw, n in redacted) else []
+            for d in dead:
+                d.sample = self.redactor.redact(d.sample)[0]
+        chunk = RawChunk.from_records(host=s.host, user=s.user, path=path, file_id=fid, incarnation=new.incarnation,
+                                      fingerprint=new.fingerprint, session_id=session_id, agent_id=agent_id,
+                                      records=res.records, end_offset=new.offset, end_line=new.line_no,
+                                      dead_letters=dead, redactions=redactions)
+        return _Prepared(res, step, fid, chunk.encode(), dead, [d.encode() for d in dead], session_id)
+
+    async def _send(self, path: str, prep: _Prepared) -> list[Any]:
+        """Hand the chunk and its dead letters to the producer; the futures resolve with the broker's ack."""
+        assert prep.chunk is not None
+        key = (prep.session_key or prep.file_id).encode()
+        pending = [await self.raw_events.send(key=key, value=prep.chunk)]
+        for d, value in zip(prep.dead, prep.dead_values, strict=True):
+            log.warning("bad line in %s at byte %d (line %d): %s", path, d.offset, d.line_no, d.reason)
+            pending.append(await self.dead_letters.send(key=prep.file_id.encode(), value=value))
+        return pending
+
+    async def _settle(self, path: str, sent: _Sent | None) -> None:
+        """The broker acknowledged `sent` (awaited here): only now its cursor is stored. At least once,
+        never less: a crash before this line re-reads the chunk, which the idempotent sink absorbs."""
+        if sent is None:
+            return
+        await asyncio.gather(*sent.pending)
+        self.positions.store(path, sent.cursor)
+        stats = self.rt.stats
+        stats.chunks_produced += 1
+        stats.records_produced += len(sent.prep.res.records)
+        stats.bad_lines += len(sent.prep.dead)
+        self.positions.note_read(path, sent.session_id, sent.agent_id, sent.cursor, step=Step.PRODUCE,
+                                 reason=sent.req.reason, final=sent.req.final)
+
+    async def _sink_room(self) -> None:
+        """History waits while the sink of this worker has more than tail_sink_lag_records lines produced
+        but not inserted: its queue stays short, so a live line sits behind little in its partition. The
+        gauge (produced - inserted) drifts by refused or dead lines; it is re-based when the sink has been
+        idle a while (then it has caught up) or falls below zero, so the wait can never last."""
+        limit = self.settings.tail_sink_lag_records
+        if not self._sink_beside or limit <= 0:
+            return
+        stats = self.rt.stats
+        waited_from = time.monotonic()
+        inserts = stats.inserts
+        while True:
+            lag = stats.records_produced - stats.rows_inserted - self._lag_drift
+            if lag < 0:
+                self._lag_drift += lag
+                return
+            if lag <= limit:
+                return
+            if stats.inserts != inserts:
+                waited_from, inserts = time.monotonic(), stats.inserts
+            elif time.monotonic() - waited_from > self._sink_idle:
+                self._lag_drift += lag  # no insert for a while: nothing is queued for it after all
+                return
+            await asyncio.sleep(0.02)
 
     async def _follow_subagents(self, path: str, session_id: str, records: list[Any]) -> None:
         """A main file's new lines name subagents (toolUseResult.agentId, agent_progress): follow their files
@@ -192,39 +344,6 @@ class Tailer:
                 if await asyncio.to_thread(cand.is_file):
                     self.positions.agent_found(path, agent)
                     await self.request(str(cand), session_id=session_id, reason=RequestReason.AGENT_REF)
-
-    async def _produce(self, path: str, session_id: str, agent_id: str | None, cursor: Cursor,
-                       res: ReadResult) -> None:
-        s = self.settings
-        fid = file_id_for(s.host, path)
-        now = time.time()
-        dead = [DeadLetter(host=s.host, path=path, file_id=fid, incarnation=cursor.incarnation,
-                           offset=b.offset, line_no=b.line_no, length=b.length, reason=b.reason,
-                           sample=b.sample, detected_at=now) for b in res.bad]
-        redactions: list[int] = []
-        if self.redactor is not None:
-            for rec in res.records:
-                rec.raw, n = self.redactor.redact(rec.raw)
-                redactions.append(n)
-            if not any(redactions):
-                redactions = []
-            for d in dead:
-                d.sample = self.redactor.redact(d.sample)[0]
-        chunk = RawChunk.from_records(host=s.host, user=s.user, path=path, file_id=fid,
-                                      incarnation=cursor.incarnation, fingerprint=cursor.fingerprint,
-                                      session_id=session_id, agent_id=agent_id, records=res.records,
-                                      end_offset=cursor.offset, end_line=cursor.line_no,
-                                      dead_letters=dead, redactions=redactions)
-        key = (session_id or fid).encode()
-        pending = [await self.raw_events.send(key=key, value=chunk.encode())]
-        for d in dead:
-            log.warning("bad line in %s at byte %d (line %d): %s", path, d.offset, d.line_no, d.reason)
-            pending.append(await self.dead_letters.send(key=fid.encode(), value=d.encode()))
-        # the cursor moves only after the broker has the chunk: at least once, never less
-        await asyncio.gather(*pending)
-        self.rt.stats.chunks_produced += 1
-        self.rt.stats.records_produced += len(res.records)
-        self.rt.stats.bad_lines += len(dead)
 
     # ---- finding work -------------------------------------------------------------------------------
     async def poll(self) -> None:
@@ -287,13 +406,22 @@ def register(app: faust.App, rt: Runtime) -> Tailer:
     tailer = Tailer(app, rt)
     s = rt.settings
 
-    @app.agent(tailer.requests, name="ccstream.tailer")
-    async def tail(stream: Any) -> None:
+    async def consume(stream: Any) -> None:
         async for value in stream:
             try:
                 await tailer.handle(TailRequest.decode(value))
             except Exception:  # one bad file must not stop the tailer; it is retried by the next poll/scan
                 log.exception("tailing failed for request %r", value[:200])
+
+    # history: several files at once, so acks and reads overlap and a 300 MB file is one of several
+    @app.agent(tailer.requests, name="ccstream.tailer", concurrency=max(1, s.tail_concurrency))
+    async def tail(stream: Any) -> None:
+        await consume(stream)
+
+    # live: never behind history; two actors, so a live file waiting for its lock holds no other
+    @app.agent(tailer.live_requests, name="ccstream.tailer-live", concurrency=2)
+    async def tail_live(stream: Any) -> None:
+        await consume(stream)
 
     @app.timer(s.poll_interval)
     async def poll() -> None:

@@ -95,6 +95,11 @@ class Settings:
     max_line_bytes: int = 16 * 1024 * 1024  # longer lines go to the dead letters
     read_chunk_bytes: int = 1024 * 1024  # bytes read from a file per step
     idle_session_timeout: float = 6 * 3600.0  # a session quiet this long leaves memory
+    # history requests (scans, adopts, continues) handled at once; live ones have their own topic and agent
+    tail_concurrency: int = 4
+    # beside a sink in one worker: history waits while this many produced lines are not inserted yet, so
+    # the sink's queue stays short and a live session's lines are not queued behind the backfill
+    tail_sink_lag_records: int = 20_000
     redaction: bool = True
     # extra regexes (str) for the edge redactor; a named group `secret` limits what is replaced
     redaction_patterns: list[str] = field(default_factory=list)
@@ -136,6 +141,11 @@ class Settings:
     def topic_tail_requests(self) -> str:
         # edge-local work queue: one per edge app so edges never share file state
         return f"{self.topic_prefix}.{self.app_id}.tail-requests"
+
+    @property
+    def topic_tail_live(self) -> str:
+        # edge-local: reads asked for by live sessions (hooks, inotify, the poll), never behind history
+        return f"{self.topic_prefix}.{self.app_id}.tail-live"
 
     @property
     def effective_clickhouse_dsn(self) -> str:

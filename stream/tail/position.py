@@ -87,6 +87,16 @@ def step_after_read(start: ReadFrom, action: Action | None, new: Cursor, has_out
     return Step.PRODUCE
 
 
+HISTORY_REASONS = frozenset({RequestReason.SCAN, RequestReason.ADOPT, RequestReason.CONTINUE})
+
+
+def is_live(reason: RequestReason) -> bool:
+    """Which lane a request takes: history (scans, adopts, continues of a long read), or live (a hook,
+    inotify, the poll, a quiet tail, a subagent named by a live line). The live lane has its own topic and
+    agent, so a line appended now never waits behind a backfill's thousands of queued files."""
+    return reason not in HISTORY_REASONS
+
+
 class Scan(enum.Enum):
     """What a scan of the roots makes of one file it found."""
 
@@ -132,21 +142,25 @@ class Positions:
         self.clock = clock
         self.followed: dict[str, Followed] = {}
         self.queued: set[str] = set()  # paths with a request in flight: don't pile up duplicates
+        self.queued_live: set[str] = set()  # the same on the live lane (its own topic, never behind history)
         self.agents_seen: dict[str, set[str]] = {}
         self.first_scan_done = False
 
     # ---- requests ---------------------------------------------------------------------------------
-    def should_send(self, path: str, *, final: bool = False) -> bool:
-        """A request for `path` is about to be sent: False if one is already in flight (a final one is always
-        sent: it must take the unterminated tail and end with forgetting). Marks it in flight."""
-        if path in self.queued and not final:
+    def should_send(self, path: str, *, final: bool = False, live: bool = False) -> bool:
+        """A request for `path` is about to be sent on its lane (`live`: hooks, inotify, the poll; else
+        history: scans, adopts, continues): False if one is already in flight on that lane (a final one is
+        always sent: it must take the unterminated tail and end with forgetting). Marks it in flight. A live
+        request is never held back by a history one: that one may wait behind thousands of others."""
+        queued = self.queued_live if live else self.queued
+        if path in queued and not final:
             return False
-        self.queued.add(path)
+        queued.add(path)
         return True
 
-    def received(self, path: str) -> None:
-        """The tailer took a request for `path` off the topic."""
-        self.queued.discard(path)
+    def received(self, path: str, *, live: bool = False) -> None:
+        """The tailer took a request for `path` off its lane's topic."""
+        (self.queued_live if live else self.queued).discard(path)
 
     # ---- reading ------------------------------------------------------------------------------------
     def start(self, path: str) -> ReadFrom:
@@ -273,5 +287,5 @@ class Positions:
     def status(self) -> dict[str, Any]:
         """The tailer's part of the status page; each count returns to its baseline once sessions end."""
         return {"followed_files": len(self.followed), "lagging_files": self.lagging(),
-                "queued_requests": len(self.queued), "pending_checkpoints": len(self.checkpoints),
+                "queued_requests": len(self.queued) + len(self.queued_live), "pending_checkpoints": len(self.checkpoints),
                 "agent_refs": self.agent_refs()}

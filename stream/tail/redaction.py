@@ -300,9 +300,13 @@ class Redactor:
 
     def find(self, raw: bytes) -> list[tuple[int, int, str]]:
         """The spans (start, end, kind) that `redact` replaces, in order, non-overlapping."""
-        lower = raw.lower() if self._lower else raw
+        return self._find_with(raw, list(enumerate(self.patterns)))
+
+    def _find_with(self, raw: bytes, patterns: Sequence[tuple[int, Pattern]]) -> list[tuple[int, int, str]]:
+        """`find` with only `patterns` (each with its priority: its place in self.patterns)."""
+        lower = raw.lower() if self._lower and any(p.on_lower for _, p in patterns) else raw
         proposals: list[tuple[int, int, int, str]] = []  # start, end, priority, kind
-        for prio, p in enumerate(self.patterns):
+        for prio, p in patterns:
             text = lower if p.on_lower else raw
             if p.gate is not None and p.gate not in text:
                 continue
@@ -321,9 +325,32 @@ class Redactor:
                     proposals.append((s, e, prio, kind))
         return _guard(raw, proposals) if proposals else []
 
-    def redact(self, raw: bytes) -> tuple[bytes, int]:
-        """`raw` with every secret replaced by its marker, and how many were replaced."""
-        spans = self.find(raw)
+    def redact_many(self, raws: list[bytes]) -> list[tuple[bytes, int]]:
+        """`redact` of each of `raws` (the records of one read step), at about half the cost: each built-in
+        pattern is searched once over the records joined by newlines, and only the patterns found there are
+        run line by line. Sound for the built-ins: each starts with a literal and its boundaries only look at
+        token characters, so a match inside a record is a match inside the joined text (a newline stands
+        where nothing stood). Custom patterns may anchor anywhere: they always run line by line."""
+        if len(raws) < 2:
+            return [self.redact(r) for r in raws]
+        joined = b"\n".join(raws)
+        lower = joined.lower() if self._lower else joined
+        live: list[tuple[int, Pattern]] = []
+        for prio, p in enumerate(self.patterns):
+            if p.kind == "custom":
+                live.append((prio, p))
+                continue
+            text = lower if p.on_lower else joined
+            if p.gate is not None and p.gate not in text:
+                continue
+            if p.regex.search(text) is not None:
+                live.append((prio, p))
+        if not live:
+            return [(r, 0) for r in raws]
+        return [self._redact_with(r, live) for r in raws]
+
+    def _redact_with(self, raw: bytes, patterns: Sequence[tuple[int, Pattern]]) -> tuple[bytes, int]:
+        spans = self._find_with(raw, patterns)
         if not spans:
             return raw, 0
         out: list[bytes] = []
@@ -334,6 +361,10 @@ class Redactor:
             pos = e
         out.append(raw[pos:])
         return b"".join(out), len(spans)
+
+    def redact(self, raw: bytes) -> tuple[bytes, int]:
+        """`raw` with every secret replaced by its marker, and how many were replaced."""
+        return self._redact_with(raw, list(enumerate(self.patterns)))
 
     __call__ = redact  # a Redactor is the `(bytes) -> (bytes, int)` callable the writer takes
 

@@ -134,3 +134,15 @@ def test_whole_corpus_frames_fast_and_clean(corpus: Path) -> None:
     assert all(f.bad == [] and f.consumed == len(b) for f, b in zip(framed, blobs, strict=True))
     # 44 MB in ~0.5 s here; generous bound for a loaded 2-core machine
     assert elapsed < 5.0, elapsed
+
+
+def test_lines_orjson_refuses_but_json_accepts_are_still_records() -> None:
+    """orjson is only the fast path: a lone surrogate escape, a float beyond double range and an integer
+    beyond 64 bits are JSON the json module takes, so they stay records; NaN and control characters in a
+    string stay bad lines (json refuses them too)."""
+    ok = [b'{"a":"\\ud800"}', b'{"a":1e400}', b'{"a":123456789012345678901234567890123}', b'{"a":1 }']
+    bad = [b'{"a":NaN}', b'{"a":"\x01"}']
+    buf = b"".join(line + b"\n" for line in ok + bad)
+    fr = frame(buf, 0, 0, take_tail=False, max_line_bytes=1 << 20)
+    assert [r.raw for r in fr.records] == ok
+    assert [(b.line_no, b.reason) for b in fr.bad] == [(5, "not_json"), (6, "not_json")]

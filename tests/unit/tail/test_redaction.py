@@ -394,3 +394,31 @@ def test_speed_over_the_corpus(corpus: Path) -> None:
     rate = size / best / 1e6
     print(f"redaction: {size / 1e6:.1f} MB in {best:.3f} s = {rate:.0f} MB/s")
     assert rate > 50, f"{rate:.0f} MB/s"
+
+
+def test_redact_many_is_redact_line_by_line(corpus: Path) -> None:
+    """The tailer redacts a read step's records at once: the same bytes and counts as one line at a time, on
+    the corpus (in ~1 MiB steps), on lines made of every kind of secret, and with a custom anchored pattern
+    (custom patterns are never prefiltered over the joined text)."""
+    raws = [raw for _, _, raw in corpus_objects(corpus)]
+    redactor = Redactor()
+    step: list[bytes] = []
+    size = 0
+    for raw in raws:
+        step.append(raw)
+        size += len(raw)
+        if size >= 1 << 20:
+            assert redactor.redact_many(step) == [redactor.redact(r) for r in step]
+            step, size = [], 0
+    assert redactor.redact_many(step) == [redactor.redact(r) for r in step]
+    lines = [json.dumps({"i": i, "text": f"export {name.upper()}={secret} and then"}).encode()
+             for i, (name, secret) in enumerate(SECRETS.items())]
+    lines += [json.dumps({"pem": PEM}).encode(), b'{"plain":"nothing here"}']
+    mixed = raws[:50] + lines + raws[50:100]
+    got = redactor.redact_many(mixed)
+    assert got == [redactor.redact(r) for r in mixed]
+    assert sum(n for _, n in got) > len(SECRETS) // 2  # the prefilter must not hide the patterns that hit
+    anchored = Redactor([r'^\{"secret_first":"(?P<secret>[a-z]+)"'])
+    few = [b'{"secret_first":"hunter","x":1}', b'{"x":2}', b'{"secret_first":"again"}']
+    assert anchored.redact_many(few) == [anchored.redact(r) for r in few]
+    assert [n for _, n in anchored.redact_many(few)] == [1, 0, 1]
