@@ -159,7 +159,7 @@ def _cli(stack: UpStack, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_ccstream_sql_is_read_only_unless_write(stack: UpStack) -> None:
     ok = _cli(stack, "-f", "json", "SELECT count() AS n FROM claude_raw_traces FINAL")
-    assert ok.returncode == 0 and "n" in json.loads(ok.stdout), ok.stderr
+    assert ok.returncode == 0 and "n" in json.loads(ok.stdout)[0], ok.stderr  # --format json: one array
     denied = _cli(stack, "CREATE TABLE scratch (x UInt8) ENGINE = MergeTree ORDER BY x")
     assert denied.returncode == 1 and "--write" in denied.stderr and "Traceback" not in denied.stderr
     assert "scratch" not in tables(stack)
