@@ -35,7 +35,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from stream.backoff import Backoff
 from stream.capture import spool
-from stream.capture.hook import Resp, resolve_redis_url, send_events
+from stream.capture.hook import resolve_redis_url, send_events
+from stream.capture.resp import Resp
 from stream.config import Settings, load_settings
 from stream.contract.kafka import aiokafka_kwargs
 from stream.contract.session_event import SessionEvent

@@ -321,7 +321,8 @@ def ccstream_executable() -> str:
 
 
 def redis_answers(settings: Settings, timeout: float = 0.5) -> tuple[bool, str]:
-    from stream.capture.hook import Resp, resolve_redis_url
+    from stream.capture.hook import resolve_redis_url
+    from stream.capture.resp import Resp
 
     url = resolve_redis_url(settings)
     if url is None:

@@ -21,7 +21,6 @@ import fcntl
 import json
 import os
 import secrets
-import socket
 import stat
 from pathlib import Path
 from typing import IO, Any
@@ -233,43 +232,15 @@ def strip_password(url: str) -> str:
 
 
 def redis_answers(url: str, timeout: float = 0.5) -> bool:
-    """True when the Redis at `url` accepts our credentials and answers PING (RESP over a plain socket)."""
-    parts = urlsplit(url)
-    try:
-        if parts.scheme == "unix":
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(timeout)
-            sock.connect(parts.path)
-        elif parts.scheme in ("redis", "rediss"):
-            sock = socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), timeout)
-            if parts.scheme == "rediss":
-                import ssl
+    """True when the Redis at `url` accepts our credentials and answers PING: the one reachability check (`up`,
+    the bridge, `status`, `hooks status`), over the hook's own client (stdlib, no redis-py)."""
+    from stream.capture.resp import Resp, RespError
 
-                sock = ssl.create_default_context().wrap_socket(sock, server_hostname=parts.hostname)
-        else:
-            return False
-    except OSError:
-        return False
-    password = unquote(parts.password) if parts.password else None
-    if parts.scheme == "unix":
-        for kv in parts.query.split("&"):
-            k, _, v = kv.partition("=")
-            if k == "password":
-                password = unquote(v)
-    commands: list[list[str]] = []
-    if password:
-        commands.append(["AUTH", unquote(parts.username), password] if parts.username else ["AUTH", password])
-    commands.append(["PING"])
-    wire = b"".join(
-        b"*%d\r\n" % len(c) + b"".join(b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode()) for a in c)
-        for c in commands)
     try:
-        with sock, sock.makefile("rb") as reader:
-            sock.sendall(wire)
-            replies = [reader.readline() for _ in commands]
-    except OSError:
+        with Resp(url, timeout) as client:
+            return client.call("PING") == "PONG"
+    except (OSError, ValueError, RespError):
         return False
-    return all(r.startswith(b"+") for r in replies) and replies[-1].startswith(b"+PONG")
 
 
 def resolve_redis_url(settings: Any) -> str | None:

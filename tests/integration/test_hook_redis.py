@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import redis
 
-from stream.capture import hook, spool
+from stream.capture import hook, resp, spool
 from stream.config import load_settings
 from stream.contract.session_event import SessionEvent
 from stream.stack.servers import RedisServer
@@ -56,7 +56,7 @@ def test_spooled_copy_of_a_landed_event_is_not_added_twice(redis_server: RedisSe
     s = load_settings(env={}, data_dir=tmp_path, redis_url=redis_server.url, stream_key=key)
     ev = hook.build_event({"session_id": "a", "hook_event_name": "Stop"}, host="h", user="u", received_at=1.0)
     line = hook.encode_event(ev)
-    with hook.Resp(redis_server.url, 1.0) as c:
+    with resp.Resp(redis_server.url, 1.0) as c:
         hook.send_events(c, key, [line])
     spool.append_event(s.spool_dir, line)
     assert hook.capture(b'{"session_id": "b", "hook_event_name": "Stop"}', s) == "sent"
@@ -82,7 +82,7 @@ def test_concurrent_drains_add_each_spooled_event_once(redis_server: RedisServer
     counts: list[int] = []
 
     def drainer() -> None:
-        with hook.Resp(redis_server.url, 5.0) as c:
+        with resp.Resp(redis_server.url, 5.0) as c:
             counts.append(spool.drain(spool_dir, lambda b: hook.send_events(c, key, b)))
 
     threads = [threading.Thread(target=drainer) for _ in range(3)]

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from stream.capture.hook import Resp, build_event, encode_event, send_events
+from stream.capture.hook import build_event, encode_event, send_events
+from stream.capture.resp import Resp
 from stream.stack.servers import RedisServer, TansuBroker
 from tests.integration.workers import CcstreamProcess
 

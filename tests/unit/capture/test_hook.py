@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.capture import hook, spool
+from stream.capture import hook, resp, spool
 from stream.config import load_settings
 from stream.contract.session_event import SessionEvent
 from stream.stack.servers import free_port
@@ -55,15 +55,15 @@ def test_event_carries_payload_host_user_and_time_and_decodes_as_session_event()
 
 
 def test_resp_encoding_and_decoding() -> None:
-    assert hook.encode_command("XADD", "k", "*", "event", "é") == (
+    assert resp.encode_command("XADD", "k", "*", "event", "é") == (
         b"*5\r\n$4\r\nXADD\r\n$1\r\nk\r\n$1\r\n*\r\n$5\r\nevent\r\n$2\r\n\xc3\xa9\r\n")
     replies = io.BytesIO(b"+PONG\r\n$15\r\n1700000000000-0\r\n$-1\r\n:7\r\n-NOSCRIPT no\r\n*2\r\n:1\r\n$1\r\na\r\n")
-    got = [hook.read_reply(replies) for _ in range(6)]
+    got = [resp.read_reply(replies) for _ in range(6)]
     assert got[:4] == ["PONG", b"1700000000000-0", None, 7]
-    assert isinstance(got[4], hook.RespError) and str(got[4]) == "NOSCRIPT no"
+    assert isinstance(got[4], resp.RespError) and str(got[4]) == "NOSCRIPT no"
     assert got[5] == [1, b"a"]
     with pytest.raises(ConnectionError):
-        hook.read_reply(io.BytesIO(b"$5\r\nab"))  # connection cut mid-reply
+        resp.read_reply(io.BytesIO(b"$5\r\nab"))  # connection cut mid-reply
 
 
 def test_resolve_redis_url_prefers_setting_then_run_file(tmp_path: Path) -> None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import socket
 import stat
-import threading
 from pathlib import Path
 
 import pytest
@@ -99,36 +97,6 @@ def test_url_password_helpers() -> None:
     assert rundir.strip_password("redis://h:1/0") == "redis://h:1/0"
     assert rundir.with_password("redis://h:1/0", "a/b") == "redis://:a%2Fb@h:1/0"
     assert rundir.with_password("unix:///s.sock", "x") == "unix:///s.sock?password=x"
-
-
-def _fake_redis(replies: dict[bytes, bytes]) -> tuple[int, list[bytes]]:
-    """A one-connection RESP responder on loopback (pure logic of the check, no Redis needed)."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
-    seen: list[bytes] = []
-
-    def serve() -> None:
-        conn, _ = srv.accept()
-        with conn:
-            data = conn.recv(4096)
-            seen.append(data)
-            out = b"".join(reply for cmd, reply in replies.items() if cmd in data)
-            conn.sendall(out)
-        srv.close()
-
-    threading.Thread(target=serve, daemon=True).start()
-    return int(srv.getsockname()[1]), seen
-
-
-def test_redis_answers_sends_auth_and_needs_both_replies() -> None:
-    port, seen = _fake_redis({b"AUTH": b"+OK\r\n", b"PING": b"+PONG\r\n"})
-    assert rundir.redis_answers(f"redis://:pw@127.0.0.1:{port}/0")
-    assert b"$4\r\nAUTH\r\n$2\r\npw\r\n" in seen[0]
-    port, _ = _fake_redis({b"AUTH": b"-WRONGPASS invalid\r\n", b"PING": b"-NOAUTH Authentication required.\r\n"})
-    assert not rundir.redis_answers(f"redis://:bad@127.0.0.1:{port}/0")
-    port, _ = _fake_redis({b"PING": b"-NOAUTH Authentication required.\r\n"})
-    assert not rundir.redis_answers(f"redis://127.0.0.1:{port}/0")
 
 
 def test_redis_answers_false_when_nothing_listens() -> None:
