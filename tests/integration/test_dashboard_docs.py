@@ -20,8 +20,7 @@ from stream.analytics import queries as q
 from stream.analytics.pricing import load_pricing
 from stream.cli import analytics as cli
 from stream.store.client import ClickHouse, connect
-from stream.store.schema import migrate
-from stream.store.views import all_migrations
+from stream.store.schema import MIGRATIONS, migrate
 from tests.integration.test_analytics import load
 
 pytestmark = pytest.mark.integration
@@ -30,7 +29,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def ch(chdb_dir: Path, corpus: Path) -> Iterator[ClickHouse]:
     client = connect(f"chdb://{chdb_dir}?database=t_dashdocs_{uuid.uuid4().hex[:6]}")
-    migrate(client, all_migrations())
+    migrate(client, MIGRATIONS)
     assert load(client, corpus) == 18_918
     yield client
 

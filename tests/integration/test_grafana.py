@@ -23,8 +23,7 @@ from stream.analytics import grafana
 from stream.analytics import queries as q
 from stream.analytics.pricing import load_pricing
 from stream.store.client import ClickHouse, connect
-from stream.store.schema import migrate
-from stream.store.views import all_migrations
+from stream.store.schema import MIGRATIONS, migrate
 from tests.integration.test_analytics import load
 
 pytestmark = pytest.mark.integration
@@ -46,7 +45,7 @@ RANGES = [
 @pytest.fixture(scope="module")
 def ch(chdb_dir: Path, corpus: Path) -> Iterator[ClickHouse]:
     client = connect(f"chdb://{chdb_dir}?database=t_grafana_{uuid.uuid4().hex[:6]}")
-    migrate(client, all_migrations())
+    migrate(client, MIGRATIONS)
     assert load(client, corpus) == 18_918
     yield client
 
