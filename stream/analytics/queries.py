@@ -117,6 +117,11 @@ def _cost(pricing: PriceTable) -> str:
                                  fast="t_fast", prompt_band="t_band", web_search_requests="t_ws")
 
 
+# The sum of per-group costs, the same whatever order ClickHouse adds the groups in: a Float64 sum depends on
+# the order (parallel aggregation), which moved the sixth decimal between two runs of one query.
+COST_SUM = "toFloat64(sum(toDecimal128(t_cost, 12)))"
+
+
 def _priced_groups(pricing: PriceTable) -> tuple[str, str, str]:
     """(select list, group keys, outer aggregates) shared by every query that prices token_usage: per request
     fast mode and prompt band go into the grouping, the sums are priced per group, and models without a price
@@ -191,7 +196,7 @@ _TOKEN_SUMS = """sum(t_responses) AS responses,
     sum(t_in + t_out + t_cc + t_cr) AS total_tokens,
     sum(t_ws) AS web_search_requests,
     sum(t_wf) AS web_fetch_requests,
-    round(sum(t_cost), 6) AS cost_usd"""
+    round(toFloat64(sum(toDecimal128(t_cost, 12))), 6) AS cost_usd"""
 
 
 def tokens(query: Query, by: Sequence[str], filters: Filters, pricing: PriceTable,
@@ -238,7 +243,7 @@ SELECT
 FROM session_summary AS s
 LEFT JOIN
 (
-    SELECT c_session_id, sum(t_cost) AS c_cost, sum(t_ws) AS c_web_search, {unpriced}
+    SELECT c_session_id, {COST_SUM} AS c_cost, sum(t_ws) AS c_web_search, {unpriced}
     FROM (
         SELECT session_id AS c_session_id, {select}
         FROM token_usage
@@ -413,7 +418,7 @@ def session_cost(query: Query, session_id: str, pricing: PriceTable) -> float:
     """The estimated cost of one session's responses (the header of `ccstream show`), priced like every other
     figure (`_priced_groups`)."""
     select, groups, _ = _priced_groups(pricing)
-    rows = query(f"""SELECT round(sum(t_cost), 6) AS cost_usd FROM (
+    rows = query(f"""SELECT round({COST_SUM}, 6) AS cost_usd FROM (
     SELECT {select} FROM token_usage WHERE session_id = {{s:String}} GROUP BY {groups})""", {"s": session_id})
     return float(rows[0]["cost_usd"] or 0) if rows else 0.0
 

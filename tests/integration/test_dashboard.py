@@ -372,17 +372,23 @@ def test_a_line_appended_to_a_live_session_appears_within_2s(page: Any, stack: U
     assert elapsed < 2.0, f"the appended line took {elapsed:.2f}s to appear (inserted after {ingest:.2f}s)"
 
 
+def _authed(stack: UpStack, url: str) -> urllib.request.Request:
+    """A request with the owner's token (`<data_dir>/run/api.token`), as another tool would send it."""
+    token = (stack.data_dir / "run" / "api.token").read_text().strip()
+    return urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+
+
 def test_openapi_document_lists_every_endpoint(stack: UpStack) -> None:
     base = stack.worker_info()["web_url"]
-    with urllib.request.urlopen(base + "/dashboard", timeout=30) as resp:  # redirected to the page
+    with urllib.request.urlopen(_authed(stack, base + "/dashboard"), timeout=30) as resp:  # redirected to the page
         assert resp.url == base + "/dashboard/" and b"static/app.js" in resp.read()
-    with urllib.request.urlopen(base + "/dashboard/openapi.json", timeout=30) as resp:
+    with urllib.request.urlopen(_authed(stack, base + "/dashboard/openapi.json"), timeout=30) as resp:
         doc = json.loads(resp.read())
     assert doc["openapi"].startswith("3.")
     for path in doc["paths"]:
         concrete = path.replace("{session_id}", "no-such-session")
         try:
-            with urllib.request.urlopen(base + concrete, timeout=60) as resp:
+            with urllib.request.urlopen(_authed(stack, base + concrete), timeout=60) as resp:
                 assert resp.status == 200
                 json.loads(resp.read())
         except urllib.error.HTTPError as exc:  # the one path given an unknown id says so
@@ -392,10 +398,10 @@ def test_openapi_document_lists_every_endpoint(stack: UpStack) -> None:
 def test_a_bad_range_is_a_one_line_error(stack: UpStack) -> None:
     base = stack.worker_info()["web_url"]
     with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(base + "/dashboard/api/overview?since=last-week", timeout=30)
+        urllib.request.urlopen(_authed(stack, base + "/dashboard/api/overview?since=last-week"), timeout=30)
     assert err.value.code == 400
     assert json.loads(err.value.read()) == {"error": "since='last-week' is not a day (YYYY-MM-DD or YYYYMMDD)"}
     with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(base + "/dashboard/static/..%2Fapp.py", timeout=30)
+        urllib.request.urlopen(_authed(stack, base + "/dashboard/static/..%2Fapp.py"), timeout=30)
     assert err.value.code == 404
 
