@@ -198,7 +198,7 @@ def session(query: Query, session_id: str, pricing: PriceTable) -> dict[str, Any
                          "is_error": bool(c.get("is_error")), "has_result": bool(c.get("has_result"))})
         turns.append({
             "depth": depth, "uuid": t.uuid, "agent_id": t.agent_id, "kind": t.kind, "timestamp": t.timestamp,
-            "model": t.model, "text": "\n".join(turn_lines(t)), "tool_uses": uses,
+            "model": t.model, "text": "\n".join(turn_lines(t, fallback=False)), "tool_uses": uses,
             "tool_results": [{"tool_use_id": b.tool_id, "name": b.name, "is_error": b.is_error}
                              for b in t.tool_results],
             "subagents": [{"agent_id": th.agent_id, "link": th.link, "tool_use_id": th.tool_use_id,

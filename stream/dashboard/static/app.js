@@ -335,7 +335,7 @@ async function viewSession(r) {
   const replay = h('div', { class: 'replay panel', 'data-panel': 'replay' });
   for (const t of doc.turns) {
     const pad = { paddingLeft: (t.depth * 22) + 'px' };
-    const lines = t.text.split('\n');
+    const lines = t.text ? t.text.split('\n') : ['(no text)'];  // a whitespace-only block, said as such
     const chips = t.tool_uses.map(u => h('span', { class: 'chip' + (u.is_error ? ' err' : ''), 'data-tool-use': u.id },
       u.name, u.duration_ms !== null && u.duration_ms !== undefined ? ` ${fmt.ms(u.duration_ms)}` : '',
       u.is_error ? ' error' : '', u.has_result ? '' : ' (no result)'));
