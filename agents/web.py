@@ -33,8 +33,9 @@ from faust.web import Request, Response, View
 
 from agents.runtime import Runtime
 from agents.tailer import Tailer
-from agents.web_guard import Guard, is_loopback
+from agents.web_guard import Guard
 from stream.stack.rundir import RunDir
+from stream.stack.servers import is_loopback
 from stream.store.client import ClickHouse, ClickHouseError, QueryLimits, connect
 
 log = logging.getLogger("ccstream.web")

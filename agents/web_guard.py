@@ -142,6 +142,3 @@ class Guard:
         return self._login is not None
 
 
-def is_loopback(host: str) -> bool:
-    name = host_name(host) or host
-    return name in LOOPBACK_HOSTS or name.startswith("127.")

@@ -405,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _install_otel(path: Path, endpoint: str | None, protocol: str) -> int:
-    from stream.otel.guard import is_loopback
+    from stream.stack.servers import is_loopback
 
     settings = load_settings()
     if endpoint is None:

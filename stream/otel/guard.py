@@ -13,8 +13,9 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import zlib
+
+from stream.stack.servers import is_loopback
 
 JSON, PROTOBUF = "json", "protobuf"
 
@@ -26,15 +27,6 @@ class Refused(ValueError):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_bind(host: str, token: str | None) -> None:

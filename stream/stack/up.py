@@ -29,6 +29,7 @@ from stream.stack.servers import (
     ServerError,
     TansuBroker,
     free_port,
+    is_loopback,
     port_open,
 )
 
@@ -62,10 +63,6 @@ def acquire_lock(settings: Settings) -> IO[str]:
 def is_running(settings: Settings) -> bool:
     """True when an `up` holds the data dir (and so owns the chDB store)."""
     return RunDir.of(settings).is_running()
-
-
-def _is_loopback(host: str) -> bool:
-    return host in ("127.0.0.1", "localhost", "::1", "[::1]") or host.startswith("127.")
 
 
 class Stack:
@@ -172,7 +169,7 @@ class Stack:
 
 
 def up(settings: Settings, out: IO[str] = sys.stdout) -> int:
-    if not _is_loopback(settings.web_host) and not settings.web_token:
+    if not is_loopback(settings.web_host) and not settings.web_token:
         print(f"ccstream up: CCSTREAM_WEB_HOST={settings.web_host} reaches beyond this machine; set "
               "CCSTREAM_WEB_TOKEN (a long random secret) to allow it, and put TLS in front (docs/security.md)",
               file=sys.stderr)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agents.web_guard import COOKIE, Guard, host_name, is_loopback
+from agents.web_guard import COOKIE, Guard, host_name
+from stream.stack.servers import is_loopback
 
 TOKEN = "t" * 43
 HOST = "127.0.0.1:6066"
@@ -88,3 +89,5 @@ def test_short_tokens_refused() -> None:
 def test_loopback() -> None:
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.5")
+    assert is_loopback("127.0.0.2") and is_loopback("[::1]")
+    assert not is_loopback("127.example.com"), "a name is not an address because of how it starts"
