@@ -122,7 +122,7 @@ def _cost(pricing: PriceTable) -> str:
 COST_SUM = "toFloat64(sum(toDecimal128(t_cost, 12)))"
 
 
-def _priced_groups(pricing: PriceTable) -> tuple[str, str, str]:
+def priced_groups(pricing: PriceTable) -> tuple[str, str, str]:
     """(select list, group keys, outer aggregates) shared by every query that prices token_usage: per request
     fast mode and prompt band go into the grouping, the sums are priced per group, and models without a price
     are collected by name (`unpriced_models`) so they never pass as free."""
@@ -166,7 +166,7 @@ def tokens_sql(by: Sequence[str], filters: Filters, pricing: PriceTable, groupin
     inner_keys = ", ".join(f"{col} AS k_{name}" for name, col in dims)
     outer_keys = ", ".join(f"k_{name} AS {name}" for name, _ in dims)
     group_inner = ", ".join(f"k_{name}" for name, _ in dims)
-    select, groups, unpriced = _priced_groups(pricing)
+    select, groups, unpriced = priced_groups(pricing)
     where = _and(_where(filters, "day"))
     return f"""
 SELECT
@@ -205,7 +205,7 @@ def tokens(query: Query, by: Sequence[str], filters: Filters, pricing: PriceTabl
 
 
 def token_totals(query: Query, filters: Filters, pricing: PriceTable) -> dict[str, Any]:
-    select, groups, unpriced = _priced_groups(pricing)
+    select, groups, unpriced = priced_groups(pricing)
     sql = f"""
 SELECT {_TOKEN_SUMS}, {unpriced}
 FROM (
@@ -229,7 +229,7 @@ def unpriced_models(query: Query, pricing: PriceTable, filters: Filters | None =
 
 
 def sessions_sql(filters: Filters, pricing: PriceTable, limit: int | None = None) -> str:
-    select, groups, unpriced = _priced_groups(pricing)
+    select, groups, unpriced = priced_groups(pricing)
     # a session counts for a range it overlaps: ended on/after `since`, started on/before `until`
     where = _and(["messages > 0", *_where(filters, "ended_at", "project", start="started_at")])
     lim = f"LIMIT {int(limit)}" if limit else ""
@@ -416,8 +416,8 @@ def usage_entries(query: Query, filters: Filters) -> list[dict[str, Any]]:
 
 def session_cost(query: Query, session_id: str, pricing: PriceTable) -> float:
     """The estimated cost of one session's responses (the header of `ccstream show`), priced like every other
-    figure (`_priced_groups`)."""
-    select, groups, _ = _priced_groups(pricing)
+    figure (`priced_groups`)."""
+    select, groups, _ = priced_groups(pricing)
     rows = query(f"""SELECT round({COST_SUM}, 6) AS cost_usd FROM (
     SELECT {select} FROM token_usage WHERE session_id = {{s:String}} GROUP BY {groups})""", {"s": session_id})
     return float(rows[0]["cost_usd"] or 0) if rows else 0.0

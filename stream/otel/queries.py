@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from stream.analytics.pricing import PriceTable
+from stream.analytics.queries import COST_SUM, priced_groups
 
 Query = Any  # (sql, params) -> rows, as in stream/analytics/queries.py
 
@@ -14,8 +15,8 @@ Query = Any  # (sql, params) -> rows, as in stream/analytics/queries.py
 def api_requests_sql(pricing: PriceTable, session_id: str | None = None, limit: int | None = None) -> str:
     """One row per API request seen by either side (otel_request_join), with `ccstream_cost_usd` computed
     from the transcript's tokens beside Claude Code's `cc_cost_usd`."""
-    cost = pricing.sql_cost_expr(model="model", input_tokens="t_in", output_tokens="t_out", cache_creation="t_cc",
-                                 cache_read="t_cr", cache_creation_1h="t_cc1h", price_index="t_pidx")
+    # priced as every other figure is (fast mode, long-context band, web search): one rule, queries.py's
+    select, groups, _ = priced_groups(pricing)
     where = "WHERE j.session_id = {session:String}" if session_id is not None else ""
     lim = f"LIMIT {int(limit)}" if limit else ""
     # the cost per request from token_usage on its own, then joined: the price expression applied inside
@@ -29,15 +30,12 @@ SELECT j.request_id AS request_id, j.session_id AS session_id, in_otel, in_trans
 FROM otel_request_join AS j
 LEFT JOIN
 (
-    SELECT c_request_id, sum(t_cost) AS c_cost
+    SELECT c_request_id, {COST_SUM} AS c_cost
     FROM (
-        SELECT request_id AS c_request_id, model, sum(input_tokens) AS t_in, sum(output_tokens) AS t_out,
-               sum(cache_creation_input_tokens) AS t_cc, sum(cache_read_input_tokens) AS t_cr,
-               sum(cache_creation_1h) AS t_cc1h, {pricing.sql_price_index("model")} AS t_pidx,
-               {cost} AS t_cost
+        SELECT request_id AS c_request_id, {select}
         FROM token_usage
         WHERE request_id != ''
-        GROUP BY request_id, model
+        GROUP BY request_id, {groups}
     )
     GROUP BY c_request_id
 ) AS c ON j.request_id = c.c_request_id
