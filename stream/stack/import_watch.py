@@ -76,7 +76,8 @@ class ImportWatch:
         now = self.clock()
         if now < self.next_check:
             return
-        self.next_check = now + self.interval
+        # once caught up, as often as the tailer scans the roots: a look walks every file and asks the store
+        self.next_check = now + (self.interval if not self.caught_up_once else self.settings.scan_interval)
         ckpts = self._checkpoints()
         if ckpts is None:
             return
