@@ -55,7 +55,7 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=6.0 if fast_group else 60.0,
         broker_rebalance_timeout=6.0 if fast_group else 60.0,
-        broker_heartbeat_interval=1.0 if fast_group else 3.0,
+        broker_heartbeat_interval=2.0 if fast_group else 3.0,  # a third of the session timeout
         broker_commit_interval=1.0,
         web_enabled=True,
         web_host=settings.web_host,
@@ -66,7 +66,7 @@ def create_app(settings: Settings) -> faust.App:
     )
     rt = Runtime(settings, Topics.declare(app, settings))
     if settings.broker_is_ephemeral:
-        app.add_dependency(FetchWaitCap())
+        app.add_dependency(FetchWaitCap(rt.pace))
 
     # The sink needs ClickHouse. An edge reads its file checkpoints from it (for a broker that forgets)
     # only beside a sink (one process owns a chDB store) or where a DSN is set explicitly: an edge on a

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import faust
 from faust.types import TopicT
 
+from agents.fetch_wait import FetchPace
 from stream.config import Settings
 from stream.tail.cursor import Checkpoint
 
@@ -69,6 +70,12 @@ class Runtime:
     # path -> what ClickHouse holds of each of this host's files, loaded by the store when it starts (edge
     # beside a sink, after a restart of a broker that forgets); the tailer takes them over
     checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
+    # how long the local broker's fetches wait: short while anything moves, long when quiet
+    pace: FetchPace = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.pace = FetchPace(s.fetch_wait_ms, s.fetch_idle_wait_ms, s.fetch_idle_after)
 
     @property
     def ch(self) -> ClickHouse | None:

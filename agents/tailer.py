@@ -163,6 +163,7 @@ class Tailer:
             return
         req = TailRequest(path=path, session_id=session_id, agent_id=agent_id, final=final, reason=reason,
                           hook_event=hook_event)
+        self.rt.pace.touch()  # a read is coming: the consumers' next fetches wait short (agents/fetch_wait)
         await (self.live_requests if live else self.requests).send(key=path.encode(), value=req.encode())
 
     # ---- reading ------------------------------------------------------------------------------------
@@ -389,7 +390,7 @@ class Tailer:
                 await asyncio.sleep(self.settings.scan_interval)
                 continue
             try:
-                async for changes in awatch(*roots, debounce=100, step=20, recursive=True,
+                async for changes in awatch(*roots, debounce=100, step=50, recursive=True,
                                             stop_event=None, force_polling=False):
                     for change, p in changes:
                         if p.endswith(".jsonl") and change != Change.deleted:

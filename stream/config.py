@@ -86,6 +86,11 @@ class Settings:
     sql_max_result_rows: int = 5_000_000
     sql_max_result_bytes: int = 1024 * 1024 * 1024
     roles: list[str] = field(default_factory=lambda: ["edge", "sink"])
+    # the local broker's fetch wait (agents/fetch_wait.py): Tansu answers a fetch only when its wait ends, so
+    # it is short while anything moves and long after `fetch_idle_after` quiet seconds (idle CPU)
+    fetch_wait_ms: int = 50
+    fetch_idle_wait_ms: int = 1000
+    fetch_idle_after: float = 30.0
 
     # tailer
     poll_interval: float = 1.0  # seconds between stat checks of followed files (inotify also wakes it)

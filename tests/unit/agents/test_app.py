@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
-import aiokafka
 import pytest
 
 from agents.app import create_app, reset_local_state
-from agents.fetch_wait import FetchWaitCap, capped_kwargs
+from agents.fetch_wait import FetchWaitCap
 from agents.runtime import NoStore, Runtime, Topics
 from agents.store import StoreService
 from stream.config import Settings
@@ -65,20 +63,3 @@ def test_runtime_without_a_store_says_so() -> None:
     assert rt.ch is None
     with pytest.raises(NoStore):
         rt.writer  # noqa: B018
-
-
-def test_fetch_wait_cap_applies_while_started_and_is_removed_on_stop() -> None:
-    assert capped_kwargs({}, 50)["fetch_max_wait_ms"] == 50
-    assert capped_kwargs({"fetch_max_wait_ms": 10}, 50)["fetch_max_wait_ms"] == 10
-    assert capped_kwargs({"fetch_max_wait_ms": 1500, "x": 1}, 50) == {"fetch_max_wait_ms": 50, "x": 1}
-
-    async def scenario() -> tuple[int, int, int]:
-        cap = FetchWaitCap(50)
-        await cap.start()
-        during = aiokafka.AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1", fetch_max_wait_ms=1500)
-        await cap.stop()
-        after = aiokafka.AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1", fetch_max_wait_ms=1500)
-        before_default = aiokafka.AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1")
-        return during._fetch_max_wait_ms, after._fetch_max_wait_ms, before_default._fetch_max_wait_ms
-
-    assert asyncio.run(scenario()) == (50, 1500, 500)
