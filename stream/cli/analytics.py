@@ -458,10 +458,12 @@ def main_tokens(argv: Sequence[str] | None = None, query: Query | None = None, p
         pricing = pricing or _pricing(settings)
         filters = _filters(args)
         tz = _tz(args)
-        rows = _numeric(q.tokens(query, by, filters, pricing, args.grouping, args.start_of_week))
+        # the rows and the totals from one query: every response is deduplicated once
+        found, found_totals = q.tokens_with_totals(query, by, filters, pricing, args.grouping, args.start_of_week)
+        rows = _numeric(found)
         if not rows and _nothing_imported(query, args, out, {"by": by, "timezone": tz, "rows": [], "totals": {}}):
             return 0
-        totals = _numeric([q.token_totals(query, filters, pricing)])[0]
+        totals = _numeric([found_totals])[0]
         unpriced = list(totals.get("unpriced_models") or [])
         _warn_unpriced(unpriced, settings or _settings_or_none())
         if "session" in by:

@@ -1,0 +1,76 @@
+"""`tokens_with_totals` (the rows and the totals of `ccstream tokens` from one query) gives exactly what the two
+queries `tokens` and `token_totals` give: every row, every key in the same order, the totals' cost to the last
+digit (each totals group holds the same integer sums, priced by the same expression, summed in Decimal128).
+
+Fed: the fixture corpus (63 files, 18,918 objects) and the hand-made usage cases of test_accounting.py (fast
+mode, both sides of a long-context threshold, an unknown model, web searches, echoes, an advisor call), each
+stored through the sink's writer into chDB.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stream.analytics import queries as q
+from stream.analytics.pricing import load_pricing
+from stream.store.client import ClickHouse, connect
+from stream.store.schema import MIGRATIONS, migrate
+from tests.integration.test_accounting import fill
+from tests.integration.test_analytics import load
+
+pytestmark = pytest.mark.integration
+
+BY = (["day"], ["week"], ["month"], ["session"], ["model"], ["project"], ["host", "user"], ["agent"],
+      ["session", "model"], ["session", "day"], ["day", "model"], ["model", "day"])
+FILTERS = (q.Filters(), q.Filters(timezone="Europe/Berlin"), q.Filters(timezone="America/Los_Angeles"),
+           q.Filters(since=dt.date(2026, 2, 10), until=dt.date(2026, 2, 13)), q.Filters(project="spotter"),
+           q.Filters(since=dt.date(2026, 3, 2)), q.Filters(since=dt.date(2099, 1, 1)))
+
+
+@pytest.fixture(scope="module")
+def pricing() -> Any:
+    return load_pricing(env={})
+
+
+@pytest.fixture(scope="module")
+def stores(chdb_dir: Path, corpus: Path) -> Iterator[dict[str, ClickHouse]]:
+    corpus_store = connect(f"chdb://{chdb_dir}?database=t_one_query_{uuid.uuid4().hex[:6]}")
+    migrate(corpus_store, MIGRATIONS)
+    assert load(corpus_store, corpus) == 18_918
+    hand = connect(f"chdb://{chdb_dir}?database=t_one_query_hand_{uuid.uuid4().hex[:6]}")
+    migrate(hand, MIGRATIONS)
+    fill(hand)
+    yield {"corpus": corpus_store, "hand": hand}
+
+
+def ordered(rows: list[dict[str, Any]]) -> list[list[tuple[str, Any]]]:
+    return [list(r.items()) for r in rows]
+
+
+@pytest.mark.parametrize("store", ["corpus", "hand"])
+@pytest.mark.parametrize("grouping", ["ccstream", "ccusage"])
+def test_one_query_gives_the_rows_and_totals_of_two(stores: dict[str, ClickHouse], pricing: Any, store: str,
+                                                    grouping: str) -> None:
+    query = stores[store].query_dicts
+    nonempty = 0
+    for by in BY:
+        for filters in FILTERS:
+            rows, totals = q.tokens_with_totals(query, by, filters, pricing, grouping)
+            assert ordered(rows) == ordered(q.tokens(query, by, filters, pricing, grouping)), (by, filters)
+            assert list(totals.items()) == list(q.token_totals(query, filters, pricing).items()), (by, filters)
+            nonempty += bool(rows)
+    assert nonempty > len(BY)  # the filters do select something, not only empty results
+
+
+def test_the_hand_made_cases_reach_the_totals(stores: dict[str, ClickHouse], pricing: Any) -> None:
+    """The totals row carries what only some groups have: an unpriced model, web searches, fast mode's price."""
+    _, totals = q.tokens_with_totals(stores["hand"].query_dicts, ["day"], q.Filters(), pricing)
+    assert totals["unpriced_models"] == ["claude-zebra-9"]
+    assert (totals["web_search_requests"], totals["web_fetch_requests"]) == (3, 2)
+    assert totals["responses"] == 11
