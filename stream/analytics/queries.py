@@ -488,13 +488,17 @@ def store_status(query: Query) -> dict[str, Any]:
 
 def session_activity(query: Query, filters: Filters, grouping: str = "ccstream") -> list[dict[str, Any]]:
     """Per session: its last response's time and its project (the one of its latest response), for sorting
-    `tokens --by session` by last activity and showing where each session ran."""
-    key = CCUSAGE_DIMENSIONS["session"] if grouping == "ccusage" else "session_id"
-    project = CCUSAGE_DIMENSIONS["project"] if grouping == "ccusage" else "project"
+    `tokens --by session` by last activity and showing where each session ran. A ccusage session is a
+    (project folder, session) pair; a ccstream session is its id alone, whatever cwds its responses ran in
+    (one row per session: with a row per cwd, which one a session got depended on the order of the rows)."""
+    if grouping == "ccusage":
+        keys = f"{CCUSAGE_DIMENSIONS['session']} AS session, {CCUSAGE_DIMENSIONS['project']} AS project_key"
+        group = "session, project_key"
+    else:
+        keys, group = "session_id AS session", "session"
     return query(
-        f"SELECT {key} AS session, {project} AS project_key, max(timestamp) AS last_activity, "
-        f"argMax(project, timestamp) AS project_path FROM token_usage WHERE {_and(_where(filters, 'day'))} "
-        f"GROUP BY session, project_key",
+        f"SELECT {keys}, max(timestamp) AS last_activity, argMax(project, (timestamp, project)) AS project_path "
+        f"FROM token_usage WHERE {_and(_where(filters, 'day'))} GROUP BY {group}",
         filters.params(),
     )
 

@@ -10,6 +10,8 @@ stored through the sink's writer into chDB.
 from __future__ import annotations
 
 import datetime as dt
+import io
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +21,10 @@ import pytest
 
 from stream.analytics import queries as q
 from stream.analytics.pricing import load_pricing
+from stream.cli import analytics as cli
 from stream.store.client import ClickHouse, connect
 from stream.store.schema import MIGRATIONS, migrate
-from tests.integration.test_accounting import fill
+from tests.integration.test_accounting import OPUS, ROOT, S, assistant, fill, usage, write
 from tests.integration.test_analytics import load
 
 pytestmark = pytest.mark.integration
@@ -74,3 +77,27 @@ def test_the_hand_made_cases_reach_the_totals(stores: dict[str, ClickHouse], pri
     assert totals["unpriced_models"] == ["claude-zebra-9"]
     assert (totals["web_search_requests"], totals["web_fetch_requests"]) == (3, 2)
     assert totals["responses"] == 11
+
+
+def test_a_session_in_two_cwds_has_one_last_activity(chdb_dir: Path, pricing: Any) -> None:
+    """`tokens --by session`: a session's last activity and project are its latest response's, also when its
+    responses ran in two cwds (one activity row per session, not one per cwd picked by row order)."""
+    ch = connect(f"chdb://{chdb_dir}?database=t_two_cwds_{uuid.uuid4().hex[:6]}")
+    migrate(ch, MIGRATIONS)
+    lines = [assistant(f"cwd{k}", OPUS, usage(1, 2), ts=f"2026-03-0{k}T10:00:00.000Z") for k in (1, 2, 3)]
+    lines[0]["cwd"] = lines[2]["cwd"] = "/home/u/a"
+    lines[1]["cwd"] = "/home/u/b"
+    write(ch, f"{ROOT}/{S}.jsonl", lines[::-1])  # file order is not time order
+    activity = q.session_activity(ch.query_dicts, q.Filters())
+    assert [(a["session"], str(a["last_activity"])[:10], a["project_path"]) for a in activity] == [
+        (S, "2026-03-03", "/home/u/a")]
+    lines[2]["cwd"] = "/home/u/c"
+    lines[2]["uuid"] += "-moved"
+    write(ch, f"{ROOT}/{S}-2.jsonl", [lines[2]])  # the same response in another file: still one response
+    assert [a["project_path"] for a in q.session_activity(ch.query_dicts, q.Filters())] == ["/home/u/a"]
+    out = io.StringIO()
+    assert cli.main_tokens(["--by", "session", "--json", "--timezone", "UTC"], query=ch.query_dicts,
+                           pricing=pricing, out=out) == 0
+    rows = json.loads(out.getvalue())["rows"]
+    assert [(r["session"], r["responses"], r["last_activity"], r["project_path"]) for r in rows] == [
+        (S, 3, "2026-03-03T10:00:00.000Z", "/home/u/a")]
