@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from stream.analytics.pricing import PriceTable
-from stream.store.extract import MODELLED_TYPES
 
 Query = Callable[[str, dict[str, Any] | None], list[dict[str, Any]]]
 
@@ -471,6 +470,8 @@ def store_status(query: Query) -> dict[str, Any]:
     )
     out.update(row[0] if row else {})
     # record types extraction does not model (stored raw, common columns only): by type, most frequent first
+    from stream.store.extract import MODELLED_TYPES  # here: extract imports orjson and the contract
+
     modelled = ", ".join(f"'{t}'" for t in MODELLED_TYPES)
     out["unmodelled_types"] = {str(r["type"] or "(no type)"): int(r["n"]) for r in query(
         "SELECT type, uniqExact(file_id, incarnation, byte_offset) AS n FROM claude_raw_traces "
