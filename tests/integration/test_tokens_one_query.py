@@ -101,3 +101,25 @@ def test_a_session_in_two_cwds_has_one_last_activity(chdb_dir: Path, pricing: An
     rows = json.loads(out.getvalue())["rows"]
     assert [(r["session"], r["responses"], r["last_activity"], r["project_path"]) for r in rows] == [
         (S, 3, "2026-03-03T10:00:00.000Z", "/home/u/a")]
+
+
+def test_lines_of_one_response_in_two_parts(chdb_dir: Path, pricing: Any) -> None:
+    """The same response written twice with equal totals (a line and its copy in another file, inserted apart so
+    they sit in two parts until a merge): counted once, its earliest time, its fast mode and its web searches,
+    as the view and the table's merge both take them."""
+    ch = connect(f"chdb://{chdb_dir}?database=t_two_parts_{uuid.uuid4().hex[:6]}")
+    migrate(ch, MIGRATIONS)
+    first = assistant("tie", OPUS, usage(10, 20, 30, 40), ts="2026-03-05T23:59:59.000Z")
+    second = assistant("tie", OPUS, usage(10, 20, 30, 40, speed="fast", server_tool_use={"web_search_requests": 2}),
+                       ts="2026-03-06T00:00:01.000Z")
+    second["uuid"] += "-copy"
+    write(ch, f"{ROOT}/{S}.jsonl", [second])
+    write(ch, f"{ROOT}/{S}-copy.jsonl", [first])
+    for by in (["day"], ["model"], ["session", "day"]):
+        rows, totals = q.tokens_with_totals(ch.query_dicts, by, q.Filters(), pricing)
+        assert ordered(rows) == ordered(q.tokens(ch.query_dicts, by, q.Filters(), pricing)), by
+        assert list(totals.items()) == list(q.token_totals(ch.query_dicts, q.Filters(), pricing).items()), by
+    rows, totals = q.tokens_with_totals(ch.query_dicts, ["day"], q.Filters(), pricing)
+    assert [(str(r["day"]), r["responses"], r["web_search_requests"]) for r in rows] == [("2026-03-05", 1, 2)]
+    fast = (10 * 30 + 20 * 150 + 30 * 37.5 + 40 * 3) / 1e6 + 2 * 0.01  # Opus 4.6 fast: 6x; searches $10/1,000
+    assert totals["cost_usd"] == pytest.approx(fast, abs=1e-6)
