@@ -2,19 +2,26 @@
 
 chDB lets one process open a data dir, so while `ccstream up` runs the CLI posts its query to the worker's
 web server; when nothing runs it opens the store itself. A ClickHouse server DSN is always queried directly.
+
+Every analytics command starts a process that asks one or two questions, so what this module imports is part
+of each command's time: the worker, always on loopback over plain HTTP, is asked over a socket
+(`post_json`, one request per connection), not through urllib (http.client, email, ssl: ~25 ms to import);
+the store's client is imported only when the store is opened here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import urllib.error
-import urllib.request
-from typing import Any
+import socket
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from stream.config import Settings
 from stream.stack.rundir import RunDir
-from stream.store.client import QueryLimits
+
+if TYPE_CHECKING:
+    from stream.store.client import QueryLimits
 
 FORMATS = {"json": "JSONEachRow", "csv": "CSVWithNames", "table": "PrettyCompactMonoBlock",
            "tsv": "TSVWithNames"}
@@ -37,7 +44,73 @@ def _token(settings: Settings) -> str:
 
 
 def limits_of(settings: Settings) -> QueryLimits:
+    from stream.store.client import QueryLimits
+
     return QueryLimits(settings.sql_max_seconds, settings.sql_max_result_rows, settings.sql_max_result_bytes)
+
+
+class HttpError(OSError):
+    """The worker could not be reached, or did not answer in HTTP."""
+
+
+def post_json(url: str, path: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, bytes]:
+    """POST a JSON body to an ``http://host:port`` server; (status, body). HTTP/1.1, one request per
+    connection (``Connection: close``), the answer read to its Content-Length, chunked, or to the close."""
+    u = urlsplit(url)
+    if u.scheme != "http" or not u.hostname:
+        raise HttpError(f"not a plain http:// URL: {url!r}")
+    head = [f"POST {path} HTTP/1.1", f"Host: {u.netloc}", "Content-Type: application/json",
+            f"Content-Length: {len(body)}", "Connection: close",
+            *(f"{k}: {v}" for k, v in headers.items())]
+    if any(c in line for line in head for c in "\r\n"):
+        raise HttpError("a header holds a line break")
+    with socket.create_connection((u.hostname, u.port or 80), timeout=timeout) as sock:
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+        data, expected = bytearray(), None
+        while chunk := sock.recv(1 << 16):
+            data += chunk
+            if expected is None and b"\r\n\r\n" in data:
+                expected = _expected_length(data)
+            if expected is not None and len(data) >= expected:
+                break  # all of a Content-Length answer: no need to wait for the close
+    return _parse_response(bytes(data))
+
+
+def _expected_length(data: bytearray) -> int | None:
+    """Header plus body length of an answer with a Content-Length (None: read to the close)."""
+    head = bytes(data[:data.index(b"\r\n\r\n") + 4])
+    for line in head.decode("latin-1").split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length" and value.strip().isdigit():
+            return len(head) + int(value.strip())
+    return None
+
+
+def _parse_response(data: bytes) -> tuple[int, bytes]:
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status_line = lines[0].split(" ", 2)
+    if not sep or len(status_line) < 2 or not status_line[0].startswith("HTTP/") or not status_line[1].isdigit():
+        raise HttpError("the answer is not HTTP")
+    fields = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    if "chunked" in fields.get("transfer-encoding", "").lower():
+        out: list[bytes] = []
+        i = 0
+        while True:
+            end = rest.find(b"\r\n", i)
+            if end < 0:
+                raise HttpError("a chunked answer ended early")
+            size = int(rest[i:end].split(b";")[0], 16)
+            if size == 0:
+                return int(status_line[1]), b"".join(out)
+            out.append(rest[end + 2:end + 2 + size])
+            i = end + 2 + size + 2
+    if "content-length" in fields:
+        n = int(fields["content-length"])
+        if len(rest) < n:
+            raise HttpError("the answer ended early")
+        rest = rest[:n]
+    return int(status_line[1]), rest
 
 
 def run_formatted(settings: Settings, sql: str, fmt: str = "JSONEachRow",
@@ -48,20 +121,19 @@ def run_formatted(settings: Settings, sql: str, fmt: str = "JSONEachRow",
     url = _worker_url(settings) if dsn.startswith("chdb:") else None
     if url is not None:
         body = json.dumps({"sql": sql, "format": fmt, "parameters": parameters or {}, "write": write}).encode()
-        req = urllib.request.Request(url + "/ccstream/sql/", data=body, method="POST",
-                                     headers={"Content-Type": "application/json",
-                                              "Authorization": f"Bearer {_token(settings)}"})
         try:
-            with urllib.request.urlopen(req, timeout=settings.sql_max_seconds + 60) as resp:
-                return bytes(resp.read())
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")
+            status, answer = post_json(url, "/ccstream/sql/", body, {"Authorization": f"Bearer {_token(settings)}"},
+                                       timeout=settings.sql_max_seconds + 60)
+        except OSError as exc:
+            reason = exc if isinstance(exc, HttpError) else (exc.strerror or type(exc).__name__)
+            raise QueryError(f"ccstream up is running but its worker at {url} does not answer ({reason}); "
+                             "it may still be starting: try again in a few seconds") from None
+        if status != 200:
+            detail = answer.decode(errors="replace")
             with contextlib.suppress(ValueError, KeyError, TypeError):
                 detail = json.loads(detail)["error"]
-            raise QueryError(detail) from None
-        except urllib.error.URLError as exc:
-            raise QueryError(f"ccstream up is running but its worker at {url} does not answer ({exc.reason}); "
-                             "it may still be starting: try again in a few seconds") from None
+            raise QueryError(detail)
+        return answer
     if dsn.startswith("chdb:") and is_locked(settings):
         raise QueryError("ccstream up is starting or stopping and owns the store; try again in a few seconds")
     from stream.store.client import connect

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import datetime as dt
 import json
 import os
@@ -98,6 +97,8 @@ def local_timezone(env: dict[str, str] | None = None, localtime: Path = Path("/e
     """This machine's IANA timezone name: $TZ, the /etc/localtime link, /etc/timezone, else UTC."""
     env = dict(os.environ) if env is None else env
     for name in _tz_candidates(env, localtime):
+        if name in ("UTC", "Etc/UTC"):  # the usual answer, without importing zoneinfo to check it
+            return "UTC"
         if name and _valid_tz(name):
             return "UTC" if name.upper() in _UTC_NAMES else name
     return "UTC"
@@ -205,6 +206,8 @@ def _emit_csv(rows: Sequence[dict[str, Any]], out: IO[str]) -> None:
     if not rows:
         return
     # nested rows (a per-model breakdown) have no place in a flat file
+    import csv
+
     rows = [{k: v for k, v in r.items() if not (isinstance(v, list) and v and isinstance(v[0], dict))}
             for r in rows]
     w = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
@@ -458,10 +461,12 @@ def main_tokens(argv: Sequence[str] | None = None, query: Query | None = None, p
         pricing = pricing or _pricing(settings)
         filters = _filters(args)
         tz = _tz(args)
-        rows = _numeric(q.tokens(query, by, filters, pricing, args.grouping, args.start_of_week))
+        # the rows and the totals from one query: every response is deduplicated once
+        found, found_totals = q.tokens_with_totals(query, by, filters, pricing, args.grouping, args.start_of_week)
+        rows = _numeric(found)
         if not rows and _nothing_imported(query, args, out, {"by": by, "timezone": tz, "rows": [], "totals": {}}):
             return 0
-        totals = _numeric([q.token_totals(query, filters, pricing)])[0]
+        totals = _numeric([found_totals])[0]
         unpriced = list(totals.get("unpriced_models") or [])
         _warn_unpriced(unpriced, settings or _settings_or_none())
         if "session" in by:

@@ -22,6 +22,7 @@ import contextlib
 import os
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -114,6 +115,9 @@ class ClickHouse:
         self.dsn = dsn
         self.is_embedded = is_embedded
         self.database = database
+        # query_guarded's read-only settings once SET on this chDB session (None: not yet), and its verdicts
+        self._pinned: dict[str, Any] | None = None
+        self._verdicts: OrderedDict[tuple[str, bool, tuple[tuple[str, str], ...]], _Verdict] = OrderedDict()
 
     @contextmanager
     def _call(self) -> Iterator[Any]:
@@ -155,7 +159,11 @@ class ClickHouse:
                       write: bool = False, limits: QueryLimits | None = None) -> bytes:
         """A user's query (`ccstream sql`, the worker's API): one statement, nothing that reaches files, URLs,
         other servers or programs, read-only unless `write`, within `limits`. What runs is ClickHouse's own
-        formatting of the statement that was checked. Raises UnsafeQuery (a ClickHouseRejected)."""
+        formatting of the statement that was checked. Raises UnsafeQuery (a ClickHouseRejected).
+
+        Every statement is checked; the verdict on one statement text with the same parameters (a pure
+        function of them: ClickHouse's formatter and parser) is remembered by this client, so a dashboard or a
+        CLI asking the same question again pays for the check once."""
         limits = limits or QueryLimits()
         if not _FORMAT_NAME.fullmatch(fmt):  # appended as "FORMAT <fmt>": it must not carry SQL of its own
             raise UnsafeQuery(f"unknown output format {fmt[:40]!r}")
@@ -163,19 +171,57 @@ class ClickHouse:
             if not _PARAM_NAME.fullmatch(str(key)):
                 raise UnsafeQuery(f"bad parameter name {str(key)[:40]!r}")
         # chDB keeps `readonly` on the client once set, so a client used for writes must never get it
-        checks = query_settings(limits, write)
-        # the parser, not a regex, says what the statement is: the SQL travels as a parameter value
+        checks = self._per_call(query_settings(limits, write))
+        verdict = self._verdict(sql, parameters, write, checks)
+        if verdict.refusal is not None:
+            raise UnsafeQuery(verdict.refusal)
+        if verdict.rows:
+            return self.query_formatted(verdict.single, fmt, parameters, settings=checks)
+        # DDL, INSERT ... SELECT, OPTIMIZE, ...: nothing to format (an appended FORMAT would not parse)
+        self.command(verdict.single, parameters, settings=checks)
+        return b""
+
+    def _verdict(self, sql: str, parameters: dict[str, Any] | None, write: bool,
+                 checks: dict[str, Any] | None) -> _Verdict:
+        """ClickHouse's one-line formatting of `sql`, whether it must be refused and whether it answers rows.
+        The parser, not a regex, says what the statement is: the SQL travels as a parameter value. Parameters
+        are part of the key: EXPLAIN AST substitutes them (an Identifier parameter names a table)."""
+        key = (sql, write, tuple(sorted((str(k), f"{type(v).__qualname__}:{v!r}")
+                                        for k, v in (parameters or {}).items())))
+        with self._lock:
+            known = self._verdicts.get(key)
+            if known is not None:
+                self._verdicts.move_to_end(key)
+                return known
         single = self.query_formatted("SELECT formatQuerySingleLine({q:String})", "TSVRaw", {"q": sql},
                                       settings=checks).decode().rstrip("\n")
         ast = self.query_formatted("EXPLAIN AST " + single, "TSVRaw", parameters, settings=checks).decode()
-        reason = refusal(ast, single)
-        if reason is not None:
-            raise UnsafeQuery(reason)
-        if ast.lstrip().startswith(ROW_STATEMENTS):
-            return self.query_formatted(single, fmt, parameters, settings=query_settings(limits, write))
-        # DDL, INSERT ... SELECT, OPTIMIZE, ...: nothing to format (an appended FORMAT would not parse)
-        self.command(single, parameters, settings=query_settings(limits, write))
-        return b""
+        verdict = _Verdict(single, refusal(ast, single), ast.lstrip().startswith(ROW_STATEMENTS))
+        with self._lock:
+            self._verdicts[key] = verdict
+            while len(self._verdicts) > VERDICTS_KEPT:
+                self._verdicts.popitem(last=False)
+        return verdict
+
+    def _per_call(self, settings: dict[str, Any]) -> dict[str, Any] | None:
+        """The settings to send with each call of a guarded query, or None where they are this chDB session's
+        own already. clickhouse-connect applies a call's settings to chDB by reading them from system.settings,
+        SETting each and SETting them back (about 10 ms a call); a read-only session could not set them back
+        anyway (`readonly` forbids it), so the read-only settings are SET once, `readonly` last, and stay."""
+        if not self.is_embedded or settings.get("readonly") != 1:
+            return settings
+        with self._lock:
+            if self._pinned == settings:
+                return None
+            if self._pinned is not None:  # other limits on a read-only session: ClickHouse refuses them
+                return settings
+            with self._call() as c:
+                for name, value in settings.items():
+                    if not _PARAM_NAME.fullmatch(name):
+                        raise UnsafeQuery(f"bad setting name {name[:40]!r}")
+                    c.command(f"SET {name} = {_setting_literal(value)}")
+            self._pinned = dict(settings)
+            return None
 
     def close(self) -> None:
         with self._lock:
@@ -207,6 +253,25 @@ def query_settings(limits: QueryLimits, write: bool) -> dict[str, Any]:
     if not write:
         out["readonly"] = 1
     return out
+
+
+VERDICTS_KEPT = 256  # guard verdicts remembered per client (the statement texts of a dashboard and the CLI)
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    single: str  # ClickHouse's one-line formatting: what runs
+    refusal: str | None  # why it must not run, None when it may
+    rows: bool  # a statement that answers rows (else it runs as a command)
+
+
+def _setting_literal(value: Any) -> str:
+    """A setting's value as SQL (numbers as they are, text quoted)."""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 class UnsafeQuery(ClickHouseRejected):
