@@ -14,7 +14,6 @@ import dataclasses
 import getpass
 import os
 import socket
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -212,6 +211,8 @@ def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settin
     config_file = Path(env[f"{ENV_PREFIX}CONFIG"]).expanduser() if f"{ENV_PREFIX}CONFIG" in env else None
     candidate = config_file or data_dir / "config.toml"
     if candidate.is_file():
+        import tomllib  # here, not at the top: every CLI command loads settings, few have a config file
+
         try:
             with candidate.open("rb") as fh:
                 file_values = tomllib.load(fh)
