@@ -34,6 +34,7 @@ class Stats:
     inserts: int = 0
     insert_retries: int = 0
     last_insert_at: float = 0.0
+    insert_seconds: float = 0.0  # wall time the raw sink spent inserting: its duty cycle, over uptime
     session_events: int = 0
 
 

@@ -48,7 +48,7 @@ async def insert_with_retry(rt: Runtime, what: str, fn: Callable[[], T]) -> T:
     first_failure = 0.0
     while True:
         try:
-            result = await asyncio.to_thread(fn)
+            result = await (rt.store.run(fn) if rt.store is not None else asyncio.to_thread(fn))
         except ClickHouseUnavailable as exc:
             if not backoff.failures:
                 first_failure = time.monotonic()
@@ -92,9 +92,11 @@ def register(app: faust.App, rt: Runtime) -> None:
             commits = concurrent_commits(token, chunks, len(writers))
             # all commits of the batch succeed (each retried on its own) before the batch is acknowledged,
             # which happens when this loop asks take_events for the next batch
+            started = time.monotonic()
             stored = await asyncio.gather(*(
                 insert_with_retry(rt, f"{len(group)} chunks", functools.partial(w.write_chunks, group, tok))
                 for w, (tok, group) in zip(writers, commits, strict=False)))
+            rt.stats.insert_seconds += time.monotonic() - started
             rt.stats.rows_inserted += sum(stored)
             rt.stats.inserts += len(commits)
             rt.stats.last_insert_at = time.time()

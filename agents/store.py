@@ -2,7 +2,8 @@
 agent runs), closed when it stops (after the agents). Building the app opens nothing.
 
 The sink writes through `writers` (one connection each: a batch is split into that many concurrent inserts,
-each running on its own core inside ClickHouse). An edge beside a sink also reads its file checkpoints here at
+each running on its own core inside ClickHouse), on the store's own threads (`run`): an insert never waits
+behind the tailer's file reads in asyncio's default pool. An edge beside a sink also reads its file checkpoints here at
 start, for a broker that forgets everything on restart (docs/architecture.md, "The local broker is transport").
 """
 
@@ -11,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from mode import Service
 
@@ -22,6 +25,7 @@ from stream.store.writer import TraceWriter
 from stream.tail.cursor import Checkpoint
 
 log = logging.getLogger("ccstream.store")
+T = TypeVar("T")
 
 
 class StoreService(Service):
@@ -33,7 +37,14 @@ class StoreService(Service):
         self.checkpoints = checkpoints if checkpoints is not None else {}  # filled in place on start
         self._clients: list[ClickHouse] = []
         self.writers: list[TraceWriter] = []
+        self._pool: ThreadPoolExecutor | None = None
         super().__init__(**kwargs)
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        """`fn` (a blocking store call) on one of the store's threads: one per connection."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.connections + 1, thread_name_prefix="ccstream-insert")
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
 
     @property
     def ch(self) -> ClickHouse:
@@ -51,7 +62,8 @@ class StoreService(Service):
         first = connect(dsn)
         migrate(first)
         self._clients = [first, *(connect(dsn) for _ in range(self.connections - 1))]
-        self.writers = [TraceWriter(c) for c in self._clients]
+        in_clickhouse = self.settings.sink_extraction == "clickhouse"
+        self.writers = [TraceWriter(c, extract_in_clickhouse=in_clickhouse) for c in self._clients]
         if self.checkpoints_for is not None:
             self.checkpoints.update(self.writer.file_checkpoints(self.checkpoints_for))
             log.info("loaded %d file checkpoints from ClickHouse", len(self.checkpoints))
@@ -68,3 +80,6 @@ class StoreService(Service):
 
     async def on_stop(self) -> None:
         await asyncio.to_thread(self.close)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None

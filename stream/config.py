@@ -100,7 +100,7 @@ class Settings:
     read_chunk_bytes: int = 1024 * 1024  # bytes read from a file per step
     idle_session_timeout: float = 6 * 3600.0  # a session quiet this long leaves memory
     # history requests (scans, adopts, continues) handled at once; live ones have their own topic and agent
-    tail_concurrency: int = 4
+    tail_concurrency: int = 8
     # beside a sink in one worker: history waits while this many produced lines are not inserted yet, so
     # the sink's queue stays short and a live session's lines are not queued behind the backfill
     tail_sink_lag_records: int = 20_000
@@ -115,6 +115,12 @@ class Settings:
     # a batch is split by file into this many inserts that run at once, each on its own connection: one
     # insert extracts and writes on one core inside ClickHouse (docs/benchmarks.md, sink throughput)
     sink_insert_threads: int = 2
+    # where a chunk's lines become claude_raw_traces columns: "python" (stream/store/extract.py, in the sink's
+    # insert threads) or "clickhouse" (the raw_chunks view, stream/store/extraction.py). Python is the
+    # default: chDB re-analyses the view's SELECT on every insert, a fixed cost that dominates a backfill
+    # (docs/benchmarks.md, sink extraction). The rows are the same either way (tests/integration/
+    # test_extraction_sql.py).
+    sink_extraction: str = "python"
 
     # OTLP/HTTP receiver for Claude Code's own telemetry (edge role; docs/otel.md): 0 turns it off
     otlp_port: int = 4318
@@ -201,6 +207,17 @@ class ConfigError(ValueError):
     """A setting that cannot be used; the message says which and what to do."""
 
 
+SINK_EXTRACTIONS = ("python", "clickhouse")
+
+
+def _validate(settings: Settings) -> Settings:
+    """Settings whose values are a closed set: refused at load with the choices, not deep in the worker."""
+    if settings.sink_extraction not in SINK_EXTRACTIONS:
+        raise ConfigError(f"sink_extraction={settings.sink_extraction!r}: use one of {', '.join(SINK_EXTRACTIONS)} "
+                          f"(CCSTREAM_SINK_EXTRACTION or sink_extraction in the config file)")
+    return settings
+
+
 def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settings:
     """Defaults, then the config file, then CCSTREAM_* environment, then explicit overrides."""
     env = dict(os.environ if env is None else env)
@@ -232,4 +249,4 @@ def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settin
             except ValueError as exc:
                 raise ConfigError(f"{key}={env[key]!r} is not a valid {ann}") from exc
     values.update(overrides)
-    return Settings(**values)
+    return _validate(Settings(**values))

@@ -9,10 +9,13 @@ Blocking calls, meant to run in a thread (`asyncio.to_thread`): chDB has no asyn
 * A batch ClickHouse rejects for its content is bisected down to the offending rows, which go to
   dead_letters with ClickHouse's reason while the rest lands: one bad row never blocks a partition.
 * ClickHouseUnavailable propagates untouched: the sink's retry loop owns waiting.
-* Fast path (the default): chunks go in whole, one row each, into `raw_chunks`, and ClickHouse extracts the
-  columns (stream/store/extraction.py); no per-line work happens in Python. A chunk ClickHouse rejects
-  there is bisected out and written the slow way, extracted in Python (stream/store/extract.py) row by row, so
-  the one offending line still lands in dead_letters with ClickHouse's reason.
+* Two extraction engines, the same rows (settings.sink_extraction; the worker's default is Python):
+  `extract_in_clickhouse=False` extracts each line in Python (stream/store/extract.py) and inserts rows into
+  claude_raw_traces; `True` inserts chunks whole, one row each, into `raw_chunks`, and ClickHouse extracts
+  the columns (stream/store/extraction.py). chDB re-analyses that view's SELECT on every insert (~160 ms,
+  whatever the size), which is why Python is the worker's default. A chunk ClickHouse rejects through the
+  view is bisected out and written the Python way, so the one offending line still lands in dead_letters
+  with ClickHouse's reason.
 """
 
 from __future__ import annotations

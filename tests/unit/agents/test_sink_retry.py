@@ -15,7 +15,7 @@ from stream.store.client import ClickHouseRejected, ClickHouseUnavailable
 
 def runtime(cap: float) -> Any:
     return SimpleNamespace(settings=SimpleNamespace(sink_retry_max_seconds=cap),
-                           stats=SimpleNamespace(insert_retries=0))
+                           stats=SimpleNamespace(insert_retries=0), store=None)
 
 
 def failing(times: int, exc: Exception) -> tuple[list[int], Any]:
