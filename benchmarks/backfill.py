@@ -182,7 +182,7 @@ def main(argv: list[str]) -> int:
     sys.path.insert(0, str(REPO))
     from tests.integration.upstack import UpStack
 
-    cache = Path(tempfile.gettempdir()) / f"ccstream-backfill-{shape.copies}-{shape.long_session_bytes}"
+    cache = Path(tempfile.gettempdir()) / f"ccstream-backfill-{shape.tag}"
     if not (cache / ".complete").exists():
         shutil.rmtree(cache, ignore_errors=True)
         print(f"building the corpus in {cache} ...", flush=True)

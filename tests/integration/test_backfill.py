@@ -1,7 +1,7 @@
 """A heavy user's history backfilled by a real `ccstream up` (issue 13), in a smaller shape.
 
 The corpus is `benchmarks.corpus_shape` with two copies of the fixture corpus (fresh ids, shifted days) and
-two long concatenated sessions (~8 MiB and a third of it): ~100 MB, a few hundred files. Checked:
+two long concatenated sessions (~8 MiB and a sixth of it), whole files: ~100 MB, a few hundred files. Checked:
 
 * every object lands exactly once (per file, and no identity twice), no dead letter;
 * a line appended to a live session while the backfill runs is queryable in time (a generous bound here:
@@ -29,7 +29,7 @@ from tests.integration.upstack import UpStack
 
 pytestmark = pytest.mark.integration
 
-SHAPE = Shape(copies=2, long_sessions=2, long_session_bytes=8 * 1024 * 1024)
+SHAPE = Shape(copies=2, long_sessions=2, long_session_bytes=8 * 1024 * 1024, min_fraction=1.0, file_cap_bytes=None)
 LIVE_BOUND_S = 15.0  # generous: seven engineers' tests share these 2 cores
 
 

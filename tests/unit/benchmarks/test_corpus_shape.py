@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks.corpus_shape import UUID, Shape, build, rewrite
+from benchmarks.corpus_shape import UUID, Shape, build, prefix, rewrite
 from tests.conftest import CORPUS
 
 
@@ -23,7 +23,8 @@ def _objects(root: Path) -> list[dict[str, object]]:
 
 
 def test_copies_share_no_identity_and_keep_every_line(tmp_path: Path) -> None:
-    shape = Shape(copies=2, folders=2, long_sessions=1, long_session_bytes=2 * 1024 * 1024)
+    shape = Shape(copies=2, folders=2, long_sessions=1, long_session_bytes=2 * 1024 * 1024, min_fraction=1.0,
+                  file_cap_bytes=None)
     stats = build(CORPUS, tmp_path / "projects", shape)
     src_files = sorted(CORPUS.rglob("*.jsonl"))
     assert stats["files"] == 2 * len(src_files) + 1
@@ -58,3 +59,28 @@ def test_rewrite_is_deterministic_and_moves_timestamps() -> None:
     assert obj["sessionId"] != "c45af7b1-cb7c-4e51-93db-8cbb250a877a" and len(obj["sessionId"]) == 36
     assert obj["message"]["id"].startswith("msg_") and obj["message"]["id"] != "msg_012yp674BDbdduJCYtTe3GMH"
     assert obj["agentId"] != "af1ff21" and len(obj["agentId"]) == 7
+
+
+def test_copies_sharing_a_folder_overwrite_nothing(tmp_path: Path) -> None:
+    """Copies 0 and 2 share folders (k % folders): a name without an id (short.jsonl) still gets one file per
+    copy."""
+    shape = Shape(copies=3, folders=2, long_sessions=0, min_fraction=1.0, file_cap_bytes=None)
+    stats = build(CORPUS, tmp_path / "projects", shape)
+    written = list((tmp_path / "projects").rglob("*.jsonl"))
+    assert stats["files"] == 3 * len(list(CORPUS.rglob("*.jsonl"))) == len(written)
+
+
+def test_prefix_keeps_whole_lines_between_the_fraction_and_the_cap() -> None:
+    data = b"".join(b'{"n":%d,"pad":"%s"}\n' % (i, b"x" * 90) for i in range(1000))  # ~100 KB
+    lines = data.splitlines(keepends=True)
+    free = Shape(min_fraction=0.3, file_cap_bytes=None)
+    cuts = [prefix(data, f"k{i}".encode(), free) for i in range(50)]
+    assert all(data.startswith(c) and c.endswith(b"\n") for c in cuts)
+    assert all(0.3 * len(lines) - 1 <= len(c.splitlines()) <= len(lines) for c in cuts)
+    assert len({len(c) for c in cuts}) > 10, "the fraction varies with the key"
+    assert prefix(data, b"k1", free) == cuts[1], "the same key gives the same cut"
+    capped = prefix(data, b"k1", Shape(min_fraction=1.0, file_cap_bytes=10_000))
+    assert len(capped) <= 10_000 and data.startswith(capped) and len(capped) > 9_000
+    one_long = b"y" * 50_000 + b"\n" + b"z\n"
+    assert prefix(one_long, b"k", Shape(min_fraction=1.0, file_cap_bytes=1_000)) == b"y" * 50_000 + b"\n"
+    assert prefix(data, b"k", Shape(min_fraction=1.0, file_cap_bytes=None)) == data
