@@ -62,8 +62,10 @@ def test_one_query_gives_the_rows_and_totals_of_two(stores: dict[str, ClickHouse
                                                     grouping: str) -> None:
     query = stores[store].query_dicts
     nonempty = 0
-    for by in BY:
-        for filters in FILTERS:
+    # each grouping with three of the filters, rotating: every filter meets three groupings, and the two
+    # timezones meet day and week (LA month too). All 84 pairs took 48 s of the suite for little more.
+    for i, by in enumerate(BY):
+        for filters in (FILTERS[(i + j) % len(FILTERS)] for j in range(3)):
             rows, totals = q.tokens_with_totals(query, by, filters, pricing, grouping)
             assert ordered(rows) == ordered(q.tokens(query, by, filters, pricing, grouping)), (by, filters)
             assert list(totals.items()) == list(q.token_totals(query, filters, pricing).items()), (by, filters)
