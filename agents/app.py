@@ -74,7 +74,7 @@ def create_app(settings: Settings) -> faust.App:
     if "sink" in roles or (settings.broker_is_ephemeral and settings.clickhouse_dsn):
         rt.store = StoreService(settings, connections=settings.sink_insert_threads if "sink" in roles else 1,
                                 checkpoints_for=settings.host if "edge" in roles else None,
-                                checkpoints=rt.checkpoints)
+                                checkpoints=rt.checkpoints, live=rt.topics.raw_live is not None)
         app.add_dependency(rt.store)
     if "edge" in roles and settings.otlp_port:  # Claude Code's own telemetry (docs/otel.md)
         from stream.otel.receiver import OtlpReceiver

@@ -13,6 +13,7 @@ from faust.types import TopicT
 from agents.fetch_wait import FetchPace
 from stream.config import Settings
 from stream.tail.cursor import Checkpoint
+from stream.tail.raw_lane import RawLanes
 
 if TYPE_CHECKING:
     from agents.store import StoreService
@@ -36,6 +37,7 @@ class Stats:
     last_insert_at: float = 0.0
     insert_seconds: float = 0.0  # wall time the raw sink spent inserting: its duty cycle, over uptime
     session_events: int = 0
+    live_inserts: int = 0  # inserts of the live lane (raw-live), where there is one
 
 
 @dataclass
@@ -46,6 +48,10 @@ class Topics:
     sessions: TopicT
     raw_events: TopicT
     dead_letters: TopicT
+    # live chunks, apart from a backfill's: only where the tailer and the sink share a worker on a local
+    # broker (the embedded stack), since the tailer must learn when its chunks are inserted
+    # (stream/tail/raw_lane.py); elsewhere every chunk goes to raw_events
+    raw_live: TopicT | None = None
 
     @classmethod
     def declare(cls, app: faust.App, settings: Settings) -> Topics:
@@ -53,8 +59,9 @@ class Topics:
             return app.topic(name, key_serializer="raw", value_serializer="raw",
                              partitions=settings.topic_partitions)
 
+        beside = {"edge", "sink"} <= set(settings.roles) and settings.broker_is_ephemeral
         return cls(topic(settings.topic_sessions), topic(settings.topic_raw_events),
-                   topic(settings.topic_dead_letters))
+                   topic(settings.topic_dead_letters), topic(settings.topic_raw_live) if beside else None)
 
 
 class NoStore(RuntimeError):
@@ -73,6 +80,8 @@ class Runtime:
     checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
     # how long the local broker's fetches wait: short while anything moves, long when quiet
     pace: FetchPace = field(init=False)
+    # which raw topic each file's next chunk goes to (used only where topics.raw_live exists)
+    lanes: RawLanes = field(default_factory=RawLanes)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -94,3 +103,10 @@ class Runtime:
         if self.store is None:
             raise NoStore("this worker has no ClickHouse connection (edge role without a DSN)")
         return self.store.writers
+
+    @property
+    def live_writer(self) -> TraceWriter:
+        """The live lane's writer: a connection of its own, so a live insert never waits behind history's."""
+        if self.store is None:
+            raise NoStore("this worker has no ClickHouse connection (edge role without a DSN)")
+        return self.store.live_writer

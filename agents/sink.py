@@ -29,6 +29,7 @@ from stream.store.commit import batch_token, chunk_identity, concurrent_commits,
 log = logging.getLogger("ccstream.sink")
 T = TypeVar("T")
 RETRY_START_SECONDS = 0.2  # the first wait after ClickHouse was found unavailable
+LIVE_BATCH_SECONDS = 0.02  # the live lane batches what arrives together, and waits for nothing more
 
 
 def positions(events: Sequence[Any]) -> list[tuple[int, int]]:
@@ -76,6 +77,28 @@ def decode_batch(events: Sequence[Any], decode: Callable[[bytes], T], what: str)
     return out
 
 
+async def insert_raw(rt: Runtime, events: Sequence[Any], topic: str, writers: Sequence[Any]) -> int:
+    """One batch of raw chunks from `topic` into ClickHouse, split by file into len(writers) concurrent
+    commits; returns the chunks inserted. All commits succeed (each retried on its own) before the caller
+    asks for the next batch, which is when the batch is acknowledged. The lanes learn which files' chunks
+    are in (stream/tail/raw_lane.py)."""
+    chunks = decode_batch(events, RawChunk.decode, "raw chunk")
+    if not chunks:
+        return 0
+    token = batch_token(topic, positions(events), [chunk_identity(c) for c in chunks])
+    commits = concurrent_commits(token, chunks, len(writers))
+    started = time.monotonic()
+    stored = await asyncio.gather(*(
+        insert_with_retry(rt, f"{len(group)} chunks", functools.partial(w.write_chunks, group, tok))
+        for w, (tok, group) in zip(writers, commits, strict=False)))
+    rt.stats.insert_seconds += time.monotonic() - started
+    rt.stats.rows_inserted += sum(stored)
+    rt.stats.inserts += len(commits)
+    rt.stats.last_insert_at = time.time()
+    rt.lanes.inserted(c.path for c in chunks)
+    return len(chunks)
+
+
 def register(app: faust.App, rt: Runtime) -> None:
     s = rt.settings
     # the store's writers exist once it has started (before the agents run), not while the app is built
@@ -84,22 +107,15 @@ def register(app: faust.App, rt: Runtime) -> None:
     async def sink(stream: Any) -> None:
         async for events in stream.take_events(s.sink_batch_messages, within=s.sink_batch_seconds):
             # the header only: the lines stay one block, handed to ClickHouse as they came
-            chunks = decode_batch(events, RawChunk.decode, "raw chunk")
-            if not chunks:
-                continue
-            token = batch_token(s.topic_raw_events, positions(events), [chunk_identity(c) for c in chunks])
-            writers = rt.writers
-            commits = concurrent_commits(token, chunks, len(writers))
-            # all commits of the batch succeed (each retried on its own) before the batch is acknowledged,
-            # which happens when this loop asks take_events for the next batch
-            started = time.monotonic()
-            stored = await asyncio.gather(*(
-                insert_with_retry(rt, f"{len(group)} chunks", functools.partial(w.write_chunks, group, tok))
-                for w, (tok, group) in zip(writers, commits, strict=False)))
-            rt.stats.insert_seconds += time.monotonic() - started
-            rt.stats.rows_inserted += sum(stored)
-            rt.stats.inserts += len(commits)
-            rt.stats.last_insert_at = time.time()
+            await insert_raw(rt, events, s.topic_raw_events, rt.writers)
+
+    if rt.topics.raw_live is not None:
+        # the live lane: small batches on a connection of its own, never behind the backfill's inserts
+        @app.agent(rt.topics.raw_live, name="ccstream.sink-live")
+        async def sink_live(stream: Any) -> None:
+            async for events in stream.take_events(s.sink_batch_messages, within=LIVE_BATCH_SECONDS):
+                if await insert_raw(rt, events, s.topic_raw_live, [rt.live_writer]):
+                    rt.stats.live_inserts += 1
 
     @app.agent(rt.topics.sessions, name="ccstream.session-sink")
     async def session_sink(stream: Any) -> None:

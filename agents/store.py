@@ -30,20 +30,24 @@ T = TypeVar("T")
 
 class StoreService(Service):
     def __init__(self, settings: Settings, *, connections: int = 1, checkpoints_for: str | None = None,
-                 checkpoints: dict[str, Checkpoint] | None = None, **kwargs: Any) -> None:
+                 checkpoints: dict[str, Checkpoint] | None = None, live: bool = False,
+                 **kwargs: Any) -> None:
         self.settings = settings
         self.connections = max(1, connections)
         self.checkpoints_for = checkpoints_for  # host whose file checkpoints to load on start (an edge's)
         self.checkpoints = checkpoints if checkpoints is not None else {}  # filled in place on start
         self._clients: list[ClickHouse] = []
         self.writers: list[TraceWriter] = []
+        self.live = live  # a connection of its own for the live lane's inserts
+        self._live_writer: TraceWriter | None = None
         self._pool: ThreadPoolExecutor | None = None
         super().__init__(**kwargs)
 
     async def run(self, fn: Callable[[], T]) -> T:
         """`fn` (a blocking store call) on one of the store's threads: one per connection."""
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.connections + 1, thread_name_prefix="ccstream-insert")
+            # one thread per connection (the live one included), plus one for the other sinks' small inserts
+            self._pool = ThreadPoolExecutor(self.connections + 2, thread_name_prefix="ccstream-insert")
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
 
     @property
@@ -56,14 +60,22 @@ class StoreService(Service):
     def writer(self) -> TraceWriter:
         return self.writers[0]
 
+    @property
+    def live_writer(self) -> TraceWriter:
+        return self._live_writer or self.writers[0]
+
     def open(self) -> None:
         """Connect, migrate, make the writers, load checkpoints (blocking: chDB has no async client)."""
         dsn = self.settings.effective_clickhouse_dsn
         first = connect(dsn)
         migrate(first)
         self._clients = [first, *(connect(dsn) for _ in range(self.connections - 1))]
+        if self.live:
+            self._clients.append(connect(dsn))
         in_clickhouse = self.settings.sink_extraction == "clickhouse"
-        self.writers = [TraceWriter(c, extract_in_clickhouse=in_clickhouse) for c in self._clients]
+        writers = [TraceWriter(c, extract_in_clickhouse=in_clickhouse) for c in self._clients]
+        self.writers = writers[:self.connections]
+        self._live_writer = writers[self.connections] if self.live else None
         if self.checkpoints_for is not None:
             self.checkpoints.update(self.writer.file_checkpoints(self.checkpoints_for))
             log.info("loaded %d file checkpoints from ClickHouse", len(self.checkpoints))
@@ -74,6 +86,7 @@ class StoreService(Service):
                 c.close()
         self._clients = []
         self.writers = []
+        self._live_writer = None
 
     async def on_start(self) -> None:
         await asyncio.to_thread(self.open)

@@ -55,6 +55,7 @@ from stream.tail.position import (
     read_args,
     step_after_read,
 )
+from stream.tail.raw_lane import Lane
 from stream.tail.redaction import redactor_from_settings
 
 log = logging.getLogger("ccstream.tailer")
@@ -110,6 +111,7 @@ class Tailer:
         self.live_requests = app.topic(s.topic_tail_live, key_serializer="raw", value_serializer="raw",
                                        partitions=s.topic_partitions, internal=False)
         self.raw_events = rt.topics.raw_events
+        self.raw_live = rt.topics.raw_live  # None: every chunk goes to raw_events
         self.dead_letters = rt.topics.dead_letters
         # keys are paths (str), values Cursor.to_dict(); json both ways so recovery gives back the same types
         self.offsets = app.Table("file_offsets", default=None, partitions=s.topic_partitions,
@@ -226,7 +228,7 @@ class Tailer:
             if prep.step is Step.PRODUCE:
                 if not live:
                     await self._sink_room()
-                pending = await self._send(path, prep)
+                pending = await self._send(path, prep, live)
                 await self._settle(path, sent)  # the previous chunk: its ack, then its cursor
                 sent = _Sent(new, pending, prep, session_id, agent_id, req)
                 if agent_id is None and any(AGENT_MARK in r.raw for r in res.records):
@@ -283,11 +285,17 @@ class Tailer:
                                       dead_letters=dead, redactions=redactions)
         return _Prepared(res, step, fid, chunk.encode(), dead, [d.encode() for d in dead], session_id)
 
-    async def _send(self, path: str, prep: _Prepared) -> list[Any]:
-        """Hand the chunk and its dead letters to the producer; the futures resolve with the broker's ack."""
+    async def _send(self, path: str, prep: _Prepared, live: bool) -> list[Any]:
+        """Hand the chunk and its dead letters to the producer; the futures resolve with the broker's ack.
+        A live read's chunk goes to the live lane, unless chunks of its file are in flight on history."""
         assert prep.chunk is not None
         key = (prep.session_key or prep.file_id).encode()
-        pending = [await self.raw_events.send(key=key, value=prep.chunk)]
+        topic = self.raw_events
+        if self.raw_live is not None:
+            lane = self.rt.lanes.choose(path, live)
+            self.rt.lanes.produced(path, lane)
+            topic = self.raw_live if lane is Lane.LIVE else self.raw_events
+        pending = [await topic.send(key=key, value=prep.chunk)]
         for d, value in zip(prep.dead, prep.dead_values, strict=True):
             log.warning("bad line in %s at byte %d (line %d): %s", path, d.offset, d.line_no, d.reason)
             pending.append(await self.dead_letters.send(key=prep.file_id.encode(), value=value))

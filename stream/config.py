@@ -140,6 +140,11 @@ class Settings:
         return f"{self.topic_prefix}.raw-events"
 
     @property
+    def topic_raw_live(self) -> str:
+        # only beside a sink on a local broker: live chunks, never queued behind a backfill (raw_lane.py)
+        return f"{self.topic_prefix}.{self.app_id}.raw-live"
+
+    @property
     def topic_dead_letters(self) -> str:
         return f"{self.topic_prefix}.dead-letters"
 

@@ -1041,8 +1041,11 @@ async def _kafka_lag(settings: Any) -> dict[str, Any]:
     try:
         out: dict[str, Any] = {"bootstrap": settings.kafka_bootstrap, "group": settings.app_id}
         topics = await consumer.topics()
-        for topic in (settings.topic_sessions, settings.topic_raw_events, settings.topic_dead_letters):
+        for topic in (settings.topic_sessions, settings.topic_raw_events, settings.topic_raw_live,
+                      settings.topic_dead_letters):
             parts = consumer.partitions_for_topic(topic) if topic in topics else None
+            if not parts and topic == settings.topic_raw_live:
+                continue  # only the embedded stack has a live lane
             if not parts:
                 out[topic] = "no such topic yet"
                 continue

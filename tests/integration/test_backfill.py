@@ -115,6 +115,8 @@ def test_backfill_lands_exactly_once_and_a_live_append_arrives_in_time(stack: Up
         latencies.append(time.monotonic() - t0)
     print(f"live append -> queryable during the backfill: {[round(x, 2) for x in latencies]} s")
     assert during[0], "the backfill was over before the first live append: the test proves nothing"
+    # the live lines went through the live lane (raw-live and its own sink), not behind the backfill
+    assert stack.status()["live_inserts"] >= 5
     assert_exactly_once(stack, built, {str(live): 6})
 
 

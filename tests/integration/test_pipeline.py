@@ -203,8 +203,9 @@ def test_secrets_are_redacted_before_a_line_leaves_the_edge(stack: UpStack) -> N
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
         await consumer.start()
         try:
-            parts = consumer.partitions_for_topic("ccstream.raw-events") or set()
-            tps = [TopicPartition("ccstream.raw-events", p) for p in parts]
+            # the line was written live: it may have taken the live lane (raw-live) instead of raw-events
+            names = ("ccstream.raw-events", stack.settings.topic_raw_live)
+            tps = [TopicPartition(t, p) for t in names for p in consumer.partitions_for_topic(t) or set()]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             values: list[bytes] = []

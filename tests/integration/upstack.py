@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,16 @@ class UpStack:
 
     def worker_info(self) -> dict[str, Any]:
         return dict(json.loads((self.data_dir / "run" / "worker.json").read_text()))
+
+    def status(self) -> dict[str, Any]:
+        """The worker's /ccstream/status/ counters, with the owner's token."""
+        from stream.stack.rundir import RunDir
+
+        token = RunDir(self.data_dir / "run").api_token()
+        req = urllib.request.Request(self.worker_info()["web_url"] + "/ccstream/status/",
+                                     headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return dict(json.loads(r.read()))
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         return run_query(self.settings, sql, parameters)
