@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import re
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,7 @@ from stream.tail.position import (
     Scan,
     Step,
     is_live,
+    largest_first,
     read_args,
     step_after_read,
 )
@@ -60,7 +63,7 @@ from stream.tail.redaction import redactor_from_settings
 
 log = logging.getLogger("ccstream.tailer")
 
-MAX_STEPS_PER_REQUEST = 8  # then re-queue the file so one huge file does not starve the others
+STEPS_PER_ROUND = 8  # then the file's lock is let go a moment, so a live read of the same file gets in
 AGENT_MARK = b'"agentId"'  # toolUseResult.agentId and agent_progress lines name a subagent
 _AGENT_ID = re.compile(rb'"agentId"\s*:\s*"([A-Za-z0-9_.-]{1,128})"')
 
@@ -126,6 +129,9 @@ class Tailer:
         self._sink_beside = "sink" in s.roles
         self._sink_idle = max(2.0, 4 * s.sink_batch_seconds)
         self._lag_drift = 0
+        # history's read steps have threads of their own: a live read, the SQL API and the dashboard use
+        # asyncio's default pool and never wait behind a backfill's reads
+        self._history_pool = ThreadPoolExecutor(max(1, s.tail_concurrency), thread_name_prefix="ccstream-read")
 
     # ---- what the status page reads (agents/web.py) ---------------------------------------------------
     @property
@@ -179,9 +185,21 @@ class Tailer:
             log.warning("refused to read %s: not a regular file under the Claude roots %s", path,
                         [str(r) for r in self.roots])
             return
-        # the lanes' agents and each agent's actors run at once: one file is read by one of them at a time
-        async with self._file_lock(path):
-            await self._read_file(req, live)
+        # the lanes' agents and each agent's actors run at once: one file is read by one of them at a time.
+        # A long file stays with its history actor round after round (a re-queue would put it behind every
+        # other request of a backfill); between rounds the lock is let go, and asyncio's lock is fair. A live
+        # actor hands what is left to history after one round: the live lane's two actors stay free.
+        while True:
+            async with self._file_lock(path):
+                more = await self._read_file(req, live)
+            if not more:
+                return
+            if live:
+                session_id, agent_id = session_and_agent(Path(path))
+                await self.request(path, session_id=session_id, agent_id=agent_id, final=req.final,
+                                   reason=RequestReason.CONTINUE)
+                return
+            req = dataclasses.replace(req, reason=RequestReason.CONTINUE)
 
     @contextlib.asynccontextmanager
     async def _file_lock(self, path: str) -> AsyncIterator[None]:
@@ -197,9 +215,10 @@ class Tailer:
             if not entry[1]:  # bounded: only files being read now have a lock
                 del self._locks[path]
 
-    async def _read_file(self, req: TailRequest, live: bool) -> None:
-        """Up to MAX_STEPS_PER_REQUEST read steps, pipelined: step i+1 is read (and redacted and encoded, in a
-        thread) while the broker acknowledges chunk i; cursor i is stored only after that ack, in order."""
+    async def _read_file(self, req: TailRequest, live: bool) -> bool:
+        """Up to STEPS_PER_ROUND read steps, pipelined: step i+1 is read (and redacted and encoded, in a
+        thread) while the broker acknowledges chunk i; cursor i is stored only after that ack, in order.
+        True when the file has more to read."""
         path = req.path
         pos = self.positions
         start: ReadFrom = pos.start(path)
@@ -207,15 +226,17 @@ class Tailer:
         # whoever asked for the read (a hook, a scan, inotify), or re-reads would not merge
         session_id, agent_id = session_and_agent(Path(path))
         sent: _Sent | None = None
-        for _ in range(MAX_STEPS_PER_REQUEST):
-            prep = await asyncio.to_thread(self._prepare, path, start, req.final, session_id, agent_id)
+        loop = asyncio.get_running_loop()
+        pool = None if live else self._history_pool
+        for _ in range(STEPS_PER_ROUND):
+            prep = await loop.run_in_executor(pool, self._prepare, path, start, req.final, session_id, agent_id)
             res = prep.res
             if res.missing or res.cursor is None:
                 if res.error:
                     log.warning("cannot read %s: %s", path, res.error)
                 await self._settle(path, sent)
                 pos.forget(path)
-                return
+                return False
             if res.action is Action.TRUNCATED:
                 self.rt.stats.truncations += 1
                 log.warning("%s was truncated: reading it again from the start as incarnation %d",
@@ -245,11 +266,10 @@ class Tailer:
                 break
         else:
             await self._settle(path, sent)
-            await self.request(path, session_id=session_id, agent_id=agent_id, final=req.final,
-                               reason=RequestReason.CONTINUE)
-            return
+            return True
         await self._settle(path, sent)
         pos.read_done(path, final=req.final)
+        return False
 
     def _prepare(self, path: str, start: ReadFrom, final: bool, session_id: str,
                  agent_id: str | None) -> _Prepared:
@@ -377,16 +397,18 @@ class Tailer:
         into a cursor in the file_offsets table (tables are written from agent context only) without
         producing anything; entries for files that no longer exist are dropped (Positions.scan_finished)."""
         paths = await asyncio.to_thread(lambda: [str(p) for p in iter_transcripts(self.roots)])
-        sent = 0
+        reads: list[tuple[str, int]] = []
         for path in paths:
-            verdict = self.positions.scan_verdict(path, _stat(path))
+            st = _stat(path)
+            verdict = self.positions.scan_verdict(path, st)
             if verdict is Scan.ADOPT:
                 await self.request(path, reason=RequestReason.ADOPT)
             elif verdict is Scan.READ:
-                await self.request(path, reason=RequestReason.SCAN)
-                sent += 1
+                reads.append((path, st.size if st is not None else 0))
+        for path in largest_first(reads):
+            await self.request(path, reason=RequestReason.SCAN)
         self.positions.scan_finished(paths)
-        return sent
+        return len(reads)
 
     async def watch(self) -> None:
         """inotify through watchfiles: a write to any transcript under the roots asks for a read at once."""

@@ -18,7 +18,7 @@ class RequestReason(enum.StrEnum):
     INOTIFY = "inotify"  # watchfiles saw a write
     SCAN = "scan"  # a scan of the roots found the file changed or unknown
     ADOPT = "adopt"  # a scan found the file complete per its ClickHouse checkpoint
-    CONTINUE = "continue"  # the previous request stopped after MAX_STEPS_PER_REQUEST steps
+    CONTINUE = "continue"  # the rounds of a long file after its first (agents/tailer.py: STEPS_PER_ROUND)
     POLL = "poll"  # the stat poll of followed files saw a change (or the file gone)
     AGENT_REF = "agent-ref"  # a main file's line named this subagent
     QUIET_TAIL = "quiet-tail"  # a followed file's unterminated last line went quiet

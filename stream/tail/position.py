@@ -289,3 +289,10 @@ class Positions:
         return {"followed_files": len(self.followed), "lagging_files": self.lagging(),
                 "queued_requests": len(self.queued) + len(self.queued_live), "pending_checkpoints": len(self.checkpoints),
                 "agent_refs": self.agent_refs()}
+
+
+def largest_first(sizes: Iterable[tuple[str, int]]) -> list[str]:
+    """The order a scan sends its reads in: the largest file first (ties by path), so a 300 MB session is
+    read beside the thousands of small files instead of after them, and the backfill does not end with one
+    file read alone."""
+    return [path for path, _ in sorted(sizes, key=lambda ps: (-ps[1], ps[0]))]

@@ -16,7 +16,7 @@ from stream.config import Settings
 from stream.contract.raw_chunk import RawChunk
 from stream.contract.tail_request import RequestReason, TailRequest
 from stream.tail.position import Positions, is_live
-from tests.unit.agents.test_tailer import RecordingTopic, StandInApp, chunks, make, transcript
+from tests.unit.agents.test_tailer import RecordingTopic, StandInApp, chunks, make, requests, transcript
 
 
 def test_history_and_live_lanes() -> None:
@@ -147,3 +147,48 @@ def test_a_stale_sink_gauge_cannot_hold_history_for_ever(tmp_path: Path) -> None
 
     asyncio.run(run())
     assert len(chunks(rt)) == 1 and tailer._lag_drift == 1000  # re-based: the next step does not wait
+
+
+def test_a_long_file_stays_with_its_history_actor_to_the_end(tmp_path: Path) -> None:
+    """Fed: a 400-line file read 512 bytes a step (22 steps: three rounds of 8) from a scan. Expected: one
+    handle() reads it all, every line once and in order, and asks for no continuation through Kafka."""
+    f = transcript(tmp_path, 400)
+    tailer, app, rt = make(tmp_path)
+    tailer.settings.read_chunk_bytes = 512
+    asyncio.run(tailer.handle(TailRequest(str(f), reason=RequestReason.SCAN)))
+    offsets = [o for c in chunks(rt) for o in c.offsets]
+    assert len(chunks(rt)) > 8 * 2 and len(offsets) == 400 and offsets == sorted(set(offsets))
+    assert app.requests.sent == []  # no CONTINUE request: the file never went behind the queue
+    assert app.table[str(f)]["offset"] == f.stat().st_size
+
+
+def test_a_live_actor_hands_a_long_file_to_history_after_one_round(tmp_path: Path) -> None:
+    """Fed: the same file asked for by inotify (live). Expected: 8 steps read, then one CONTINUE request on
+    the history lane for the rest: the live lane's actors stay free."""
+    f = transcript(tmp_path, 400)
+    tailer, app, rt = make(tmp_path)
+    tailer.settings.read_chunk_bytes = 512
+    asyncio.run(tailer.handle(TailRequest(str(f), reason=RequestReason.INOTIFY)))
+    assert len(chunks(rt)) == 8
+    assert [(r.path, r.reason) for r in requests(app)] == [(str(f), RequestReason.CONTINUE)]
+
+
+def test_a_live_chunk_takes_raw_live_unless_its_file_is_in_flight_on_history(tmp_path: Path) -> None:
+    """Beside a sink on a local broker (raw_live declared): a live read's chunk goes to raw-live; while a
+    chunk of the file produced by history is not inserted, the live read's chunk follows it on raw-events."""
+    f = transcript(tmp_path, 2)
+    tailer, app, rt = make(tmp_path)
+    live_topic = RecordingTopic()
+    tailer.raw_live = live_topic  # type: ignore[assignment]
+    asyncio.run(tailer.handle(TailRequest(str(f), reason=RequestReason.SCAN)))
+    assert len(rt.topics.raw_events.sent) == 1 and rt.lanes.in_flight(str(f)) == 1
+    with f.open("ab") as fh:
+        fh.write(b'{"type":"user","n":2}\n')
+    asyncio.run(tailer.handle(TailRequest(str(f), reason=RequestReason.INOTIFY)))
+    assert len(rt.topics.raw_events.sent) == 2 and live_topic.sent == []  # behind its history chunk
+    rt.lanes.inserted([str(f), str(f)])  # the sink inserted both
+    with f.open("ab") as fh:
+        fh.write(b'{"type":"user","n":3}\n')
+    asyncio.run(tailer.handle(TailRequest(str(f), reason=RequestReason.INOTIFY)))
+    assert len(live_topic.sent) == 1 and [r.raw for r in RawChunk.decode(live_topic.sent[0][1]).records()] == [
+        b'{"type":"user","n":3}']

@@ -501,3 +501,10 @@ def test_decoding_tolerates_missing_and_extra_fields() -> None:
     assert TailRequest.decode(b'{"path": "/r/a.jsonl", "reason": 5}').reason is RequestReason.HOOK
     assert RequestReason.parse("quiet-tail") is RequestReason.QUIET_TAIL
     assert RequestReason.parse(None) is RequestReason.HOOK
+
+
+def test_a_scan_sends_the_largest_file_first() -> None:
+    from stream.tail.position import largest_first
+
+    assert largest_first([("/r/b", 10), ("/r/long", 300_000_000), ("/r/a", 10), ("/r/c", 5_000)]) == [
+        "/r/long", "/r/c", "/r/a", "/r/b"]
