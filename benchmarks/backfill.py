@@ -144,29 +144,29 @@ NOTES = """
 The live probe appends one line a second to a session of its own (a second root beside the corpus, so the
 cached corpus stays read only) and times each until `SELECT ... WHERE session_id AND uuid` finds it.
 
-What the profiles showed (py-spy 50 Hz, `--threads`, the `--copies 3` run of 199 MB; other engineers' tests
-on the same 2 cores, load average 5 to 9, so wall figures move by ±25 % between runs):
+What the profiles showed, 2026-12-03 (py-spy 50 Hz `--threads`, and per-thread CPU from
+/proc/<pid>/task; chDB renames the Python threads that call into it, so their CPU shows as `Unknown` or
+`RuntimeData`). Runs of the same code move by ±10 s here (a shared 2-core VM):
 
-- A/B, the same benchmark code, old and new runs alternated: before (commit 4795365) 29.2 s and 19.9 s
-  (6.8 and 10.0 MB/s, the worker 60-65 CPU ms/MB, live p50 2.5 s and 11.1 s); after 20.8 s and 11.0 s
-  (9.6 and 18.1 MB/s, 48-53 ms/MB, live p50 3.4 s and 1.8 s). The first profile's run took 35.5 s while
-  the benchmark counted `FINAL` four times a second; it now counts without FINAL first.
-- before: of 2,452 samples: the sink's chDB insert 286; the event loop
-  in `Tailer._produce` 283, of which the edge redactor 162 and the producer's zstd 83; `read_step` (thread)
-  15. The event loop, busy with redaction, served one file at a time and waited for each chunk's ack.
-- after: 12.7 to 16.4 s, 12 to 16 MB/s; the worker used 10.5 to 10.9 CPU seconds for 199 MB. Of 2,897
-  samples, 1,624 idle: the sink's insert 419, the read step in its thread (read, frame, redact, encode) 218,
-  zstd 101; the event loop mostly waits in `select`. The stack is now CPU-bound: ~53 CPU ms per MB, of
-  which the sink's insert (chDB extraction, not the tailer's) is the largest part.
-- per 44 MB of corpus, one core: framing 0.34 s -> 0.14 s (orjson from the bytes, json keeps the verdict
-  on what orjson refuses); redaction line by line 1.3-1.5 s -> `redact_many` 0.40-0.44 s (one prefilter
-  pass per built-in pattern over the step's records, only the patterns found run line by line).
-- a smaller sink queue (`tail_sink_lag_records` 3,000 instead of 20,000) brought the live p50 from ~3 s to
-  1.8 s and halved the throughput; pausing history after every live chunk starved the backfill (362 s):
-  the live floor during a backfill is the sink's insert in progress plus the live chunk's own, which only
-  a live lane in the sink can cut.
-- the broker: Tansu keeps every message (233 MB after the 1.5 GB run). Deleting the raw topic under a
-  running worker would lose rows: Faust drops messages whose offset is below the partition's read offset
+- the raw_chunks view (`sink_extraction = "clickhouse"`, the default before): 81.7 s, 13.4 MB/s, the
+  worker 123 CPU ms/MB and 2.35 GB peak RSS. The insert threads held 74.9 of the worker's 134 CPU s: chDB
+  analyses the view's 38 KB SELECT again for every insert, ~160 ms whatever its size (the old analyzer is
+  refused on chDB 26.9, "analyzer is mandatory").
+- Python extraction (the default now): 71.8-89.7 s over five runs, 12-15 MB/s, the worker 85-107 CPU ms/MB
+  and 1.25-1.5 GB peak RSS. CPU: the Python threads 41-46 s, the insert threads 33-35 s (their extraction
+  is Python too), ClickHouse's merges 15-17 s. The worker uses ~1.3 of the 2 cores: the GIL, not the
+  cores, is the limit now. Of 4,641 py-spy samples over 40 s: chDB's `Connection.query` 1,055 (the insert
+  itself, off the GIL), `redact_many` 449, `extract_row` and its helpers ~500, producer zstd 210, the event
+  loop's self-pipe writes (threads handing results back) 142, `realpath` of the per-request path check 111.
+- a deeper sink queue (`tail_sink_lag_records` 100,000 instead of 20,000, so every sink batch is full):
+  88.6 s, peak RSS 1.67 GB, live p99 8.3 s: no faster, more memory.
+- the live lane (`raw-live`, its own sink agent and connection) took the live probe from a p50 of 0.6-2.8 s
+  and a p99 of ~12 s to a p50 of 0.65-1.1 s and a p99 of 2.2-4.7 s; the target (0.5 s / 1.5 s) is not
+  met while the GIL is this busy.
+- earlier (199 MB runs): framing through orjson (0.34 -> 0.14 s per 44 MB) and `redact_many` (1.3 -> 0.4 s
+  per 44 MB); pausing history after every live chunk starved the backfill.
+- the broker: Tansu keeps every message (~210 MB after this run). Deleting the raw topic under a running
+  worker would lose rows: Faust drops messages whose offset is below the partition's read offset
   (faust/transport/consumer.py), and a recreated topic numbers from 0. Letting go needs a recycle of the
   local broker with the worker (the stack survives one), not done yet.
 """
