@@ -14,7 +14,7 @@ from typing import Any
 import faust
 
 from agents.runtime import Runtime
-from agents.sink import decode_batch, insert_with_retry, positions
+from agents.sink import QUIET_SINK_SECONDS, decode_batch, insert_with_retry, positions
 from stream.contract.otel_record import OtelRecord
 from stream.otel.writer import write_otel
 from stream.store.commit import batch_token
@@ -28,7 +28,8 @@ def register(app: faust.App, rt: Runtime) -> None:
 
     @app.agent(topic, name="ccstream.otel-sink")
     async def otel_sink(stream: Any) -> None:
-        async for events in stream.take_events(s.sink_batch_messages, within=s.sink_batch_seconds):
+        async for events in stream.take_events(s.sink_batch_messages,
+                                               within=max(s.sink_batch_seconds, QUIET_SINK_SECONDS)):
             records = decode_batch(events, OtelRecord.decode, "otel record")
             if not records:
                 continue

@@ -64,6 +64,7 @@ from stream.tail.redaction import redactor_from_settings
 log = logging.getLogger("ccstream.tailer")
 
 STEPS_PER_ROUND = 8  # then the file's lock is let go a moment, so a live read of the same file gets in
+IDLE_POLL_EVERY = 5  # with inotify watching and the stack quiet, the stat poll runs every 5th tick
 AGENT_MARK = b'"agentId"'  # toolUseResult.agentId and agent_progress lines name a subagent
 _AGENT_ID = re.compile(rb'"agentId"\s*:\s*"([A-Za-z0-9_.-]{1,128})"')
 
@@ -129,6 +130,8 @@ class Tailer:
         self._sink_beside = "sink" in s.roles
         self._sink_idle = max(2.0, 4 * s.sink_batch_seconds)
         self._lag_drift = 0
+        self.watching = False  # inotify is delivering events (the poll is then only a safety net)
+        self._poll_ticks = 0
         # history's read steps have threads of their own: a live read, the SQL API and the dashboard use
         # asyncio's default pool and never wait behind a backfill's reads
         self._history_pool = ThreadPoolExecutor(max(1, s.tail_concurrency), thread_name_prefix="ccstream-read")
@@ -375,6 +378,13 @@ class Tailer:
                     await self.request(str(cand), session_id=session_id, reason=RequestReason.AGENT_REF)
 
     # ---- finding work -------------------------------------------------------------------------------
+    def poll_due(self) -> bool:
+        """Every tick, unless inotify is watching and the stack has been quiet a while (agents/fetch_wait):
+        then every IDLE_POLL_EVERY-th. An idle stack's stat of every followed file every second was a
+        sixth of its worker's CPU; a change seen by inotify asks for its read at once anyway."""
+        self._poll_ticks += 1
+        return not (self.watching and self.rt.pace.is_idle()) or self._poll_ticks % IDLE_POLL_EVERY == 0
+
     async def poll(self) -> None:
         """Stat followed files; request a read when one changed or its unterminated tail went quiet."""
         now_wall = time.time()
@@ -420,6 +430,7 @@ class Tailer:
                 await asyncio.sleep(self.settings.scan_interval)
                 continue
             try:
+                self.watching = True
                 async for changes in awatch(*roots, debounce=100, step=50, recursive=True,
                                             stop_event=None, force_polling=False):
                     for change, p in changes:
@@ -428,6 +439,7 @@ class Tailer:
                         elif change == Change.deleted:
                             self.positions.forget(p)
             except Exception as exc:  # e.g. inotify watch limit: the poller and scans still work
+                self.watching = False
                 log.warning("file watching stopped (%s); relying on polling every %.1fs",
                             exc, self.settings.poll_interval)
                 return
@@ -456,7 +468,8 @@ def register(app: faust.App, rt: Runtime) -> Tailer:
 
     @app.timer(s.poll_interval)
     async def poll() -> None:
-        await tailer.poll()
+        if tailer.poll_due():
+            await tailer.poll()
 
     @app.task
     async def scan_forever() -> None:

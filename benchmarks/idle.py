@@ -104,9 +104,17 @@ in % of one core, RSS from VmRSS at the end. The local broker's fetches wait 50 
 1 s after 30 quiet seconds (agents/fetch_wait.py): Tansu answers a fetch only when its wait ends, and a fetch
 of every partition twenty times a second was most of the idle cost (before: Tansu 8.5 %, the worker's
 consumer thread 3.2 %, the stack 15.5 %). A second step, 3 s after 5 quiet minutes, was measured at 2.4 %
-against 2.6 % and dropped: not worth a first line up to 3 s late. What is left in the worker (py-spy and
-/proc/<pid>/task): its main event loop's timers ~0.6 %, the consumer thread ~0.4 %, chDB's MemoryWorker
-thread ~0.2 %, the file watcher ~0.1 %.
+against 2.6 % and dropped: not worth a first line up to 3 s late.
+
+Then (per-thread CPU from /proc/<pid>/task over 30 quiet seconds, py-spy for the main loop): the live
+lane's sink had a take_events window of 20 ms, a timer firing 50 times a second (the worker 1.6 % ->
+3.4 %): it now takes each live chunk as it comes. chDB's MemoryWorker thread read the RSS every 50-100 ms
+(0.3 %): once a second now (`memory_worker_period_ms`). Redis's cron runs at `hz 1` (0.2 % -> 0.0 %), and
+the bridge asks Redis for its groups and trims only after forwarding something, or once a minute. The
+stat poll runs every 5th second while inotify watches and the stack is quiet; the dead-letter and OTel
+sinks batch over 2 s; Faust commits offsets every 2.8 s (its default) instead of 1 s. What is left: the
+worker's main loop ~0.5 %, its Kafka consumer thread ~0.3 %, the file watcher ~0.2 %, and Tansu, which
+costs 0.6-1.0 % for one fetch a second and a heartbeat every 2 s (strace: nothing else reaches it).
 
 | process | {head} | RSS |
 |---|{"---:|" * len(phases)}---:|

@@ -48,7 +48,8 @@ BATCH = 500  # stream entries per XREADGROUP / Kafka batch
 BLOCK_MS = 1000  # XREADGROUP BLOCK; also how often a stop request is noticed
 BACKOFF_START = 0.2
 BACKOFF_MAX = 5.0
-TRIM_INTERVAL = 2.0  # seconds between XTRIM MINID
+TRIM_INTERVAL = 2.0  # seconds between XTRIM MINID while entries flow
+IDLE_TRIM_INTERVAL = 60.0  # and with nothing forwarded since the last one (the replay window still moves)
 SPOOL_INTERVAL = 2.0  # seconds between looks at the local spool
 CLAIM_INTERVAL = 30.0  # seconds between XAUTOCLAIMs of entries other consumers left behind
 PRODUCE_TIMEOUT = 10.0  # seconds one attempt at a batch may take before the producer is replaced
@@ -138,6 +139,7 @@ class Bridge:
         self.forwarded = 0
         self.skipped = 0
         self._last_trim = 0.0
+        self._forwarded_since_trim = False
         self._last_spool = 0.0
         self._last_claim = 0.0
         # A memory-only broker (the embedded Tansu) loses what it held when it restarts, including events this
@@ -276,6 +278,7 @@ class Bridge:
     async def _forward(self, entries: list[tuple[Any, Any]], stop: asyncio.Event) -> None:
         """Produce a batch of stream entries, then XACK them (entries holding no event are acked and logged)."""
         assert self.redis is not None
+        self._forwarded_since_trim = True
         events: list[SessionEvent] = []
         ids: list[Any] = []
         for entry_id, fields in entries:
@@ -323,9 +326,11 @@ class Bridge:
 
     async def _trim(self, *, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self._last_trim < TRIM_INTERVAL:
+        interval = TRIM_INTERVAL if self._forwarded_since_trim else IDLE_TRIM_INTERVAL
+        if not force and now - self._last_trim < interval:
             return
         self._last_trim = now
+        self._forwarded_since_trim = False
         assert self.redis is not None
         groups: list[Any] = await self.redis.xinfo_groups(self.key)
         oldest: dict[str, str | None] = {}
@@ -350,7 +355,8 @@ class Bridge:
             entries = stream_entries(resp)
             if entries:
                 await self._forward(entries, stop)
-            await self._trim(force=not entries)
+            # a burst's end is trimmed at once; an idle bridge asks Redis nothing but its blocking read
+            await self._trim(force=not entries and self._forwarded_since_trim)
             await self._drain_spool()
             await self._claim_stale(stop)
 

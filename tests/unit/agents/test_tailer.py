@@ -193,3 +193,18 @@ def test_a_subagent_named_in_a_main_file_is_requested_once(tmp_path: Path) -> No
     asyncio.run(run())
     assert [(r.path, r.reason) for r in requests(app)] == [(str(sub), RequestReason.AGENT_REF)]
     assert tailer.agents_seen == {str(f): {"a1"}}
+
+
+def test_the_poll_is_a_safety_net_on_an_idle_stack_with_inotify(tmp_path: Path) -> None:
+    """Every tick while anything moves or inotify is not watching; every 5th once the stack is quiet and
+    inotify watches."""
+    from agents.tailer import IDLE_POLL_EVERY
+
+    tailer, _, rt = make(tmp_path)
+    assert all(tailer.poll_due() for _ in range(10))  # inotify not watching
+    tailer.watching = True
+    rt.pace.touch()
+    assert all(tailer.poll_due() for _ in range(10))  # watching, but the stack is busy
+    rt.pace.last_activity -= rt.pace.idle_after + 1
+    due = [tailer.poll_due() for _ in range(10 * IDLE_POLL_EVERY)]
+    assert sum(due) == 10
