@@ -35,7 +35,6 @@ class Stats:
     inserts: int = 0
     insert_retries: int = 0
     last_insert_at: float = 0.0
-    insert_seconds: float = 0.0  # wall time the raw sink spent inserting: its duty cycle, over uptime
     session_events: int = 0
     live_inserts: int = 0  # inserts of the live lane (raw-live), where there is one
 

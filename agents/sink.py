@@ -89,11 +89,9 @@ async def insert_raw(rt: Runtime, events: Sequence[Any], topic: str, writers: Se
         return 0
     token = batch_token(topic, positions(events), [chunk_identity(c) for c in chunks])
     commits = concurrent_commits(token, chunks, len(writers))
-    started = time.monotonic()
     stored = await asyncio.gather(*(
         insert_with_retry(rt, f"{len(group)} chunks", functools.partial(w.write_chunks, group, tok))
         for w, (tok, group) in zip(writers, commits, strict=False)))
-    rt.stats.insert_seconds += time.monotonic() - started
     rt.stats.rows_inserted += sum(stored)
     rt.stats.inserts += len(commits)
     rt.stats.last_insert_at = time.time()
