@@ -6,7 +6,7 @@ the ``file_offsets`` table (keyed by path too) is updated from agent context, pa
 live sessions (hooks, inotify, the poll), which therefore never queue behind a backfill. A per-path lock
 keeps one reader per file. Where the sink runs in this worker, history waits while the sink has more than
 ``tail_sink_lag_records`` lines to insert, so a live chunk joins a short queue. Requests
-come from inotify (watchfiles), a 1 s stat poll of followed files, periodic scans of the roots, and the
+come from inotify (stream.tail.inotify; watchfiles off Linux), a 1 s stat poll of followed files, periodic scans of the roots, and the
 sessions agent (SessionStart/SessionEnd). A request reads everything new in the file: redundant requests
 cost a stat and nothing else, and a request for a path already queued is not sent twice.
 
@@ -28,6 +28,7 @@ import dataclasses
 import logging
 import os
 import re
+import sys
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +46,7 @@ from stream.contract.tail_request import RequestReason, TailRequest
 from stream.tail.cursor import Action, Cursor, FileStat
 from stream.tail.discovery import confine, iter_transcripts, session_and_agent
 from stream.tail.filereader import ReadResult, read_step
+from stream.tail.inotify import Change, Inotify, Kind
 from stream.tail.position import (
     Followed,
     FromCursor,
@@ -421,28 +423,68 @@ class Tailer:
         return len(reads)
 
     async def watch(self) -> None:
-        """inotify through watchfiles: a write to any transcript under the roots asks for a read at once."""
-        from watchfiles import Change, awatch
-
+        """A write to any transcript under the roots asks for a read at once: inotify on the event loop on
+        Linux (stream.tail.inotify), watchfiles elsewhere. If watching fails (e.g. the inotify watch limit),
+        the poll and the scans still find every change."""
         while True:
             roots = [str(r) for r in self.roots if r.is_dir()]
             if not roots:
                 await asyncio.sleep(self.settings.scan_interval)
                 continue
             try:
-                self.watching = True
-                async for changes in awatch(*roots, debounce=100, step=50, recursive=True,
-                                            stop_event=None, force_polling=False):
-                    for change, p in changes:
-                        if p.endswith(".jsonl") and change != Change.deleted:
-                            await self.request(p, reason=RequestReason.INOTIFY)
-                        elif change == Change.deleted:
-                            self.positions.forget(p)
-            except Exception as exc:  # e.g. inotify watch limit: the poller and scans still work
+                if sys.platform.startswith("linux"):
+                    await self._watch_inotify(roots)
+                else:
+                    await self._watch_watchfiles(roots)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
                 self.watching = False
                 log.warning("file watching stopped (%s); relying on polling every %.1fs",
                             exc, self.settings.poll_interval)
                 return
+
+    async def _on_change(self, change: Change) -> None:
+        if change.kind is Kind.OVERFLOW:
+            # the kernel dropped events: stat every followed file now; the next scan finds new files
+            log.info("inotify queue overflowed; polling the followed files now")
+            await self.poll()
+        elif change.kind is Kind.DELETED:
+            self.positions.forget(change.path)
+        elif change.path.endswith(".jsonl"):
+            await self.request(change.path, reason=RequestReason.INOTIFY)
+
+    async def _watch_inotify(self, roots: list[str]) -> None:
+        loop = asyncio.get_running_loop()
+        readable = asyncio.Event()
+        with Inotify() as ino:
+            for root in roots:
+                ino.add_tree(root)
+            loop.add_reader(ino.fd, readable.set)
+            self.watching = True
+            try:
+                while True:
+                    await readable.wait()
+                    readable.clear()
+                    for change in ino.read_changes():
+                        await self._on_change(change)
+            finally:
+                loop.remove_reader(ino.fd)
+                self.watching = False
+
+    async def _watch_watchfiles(self, roots: list[str]) -> None:
+        from watchfiles import Change as WatchChange
+        from watchfiles import awatch
+
+        self.watching = True
+        try:
+            async for changes in awatch(*roots, debounce=100, step=50, recursive=True,
+                                        stop_event=None, force_polling=False):
+                for change, p in changes:
+                    kind = Kind.DELETED if change == WatchChange.deleted else Kind.CHANGED
+                    await self._on_change(Change(kind, p))
+        finally:
+            self.watching = False
 
 
 def register(app: faust.App, rt: Runtime) -> Tailer:

@@ -15,7 +15,7 @@ from typing import Any
 class RequestReason(enum.StrEnum):
     """Why a read was asked for. On the wire: the value, or for a hook the hook event's name."""
 
-    INOTIFY = "inotify"  # watchfiles saw a write
+    INOTIFY = "inotify"  # the file watcher saw a write
     SCAN = "scan"  # a scan of the roots found the file changed or unknown
     ADOPT = "adopt"  # a scan found the file complete per its ClickHouse checkpoint
     CONTINUE = "continue"  # the rounds of a long file after its first (agents/tailer.py: STEPS_PER_ROUND)
