@@ -58,7 +58,7 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks idle")
     p.add_argument("--seconds", type=float, default=60.0, help="length of each sample (default 60)")
     p.add_argument("--quiet", type=float, default=40.0,
-                   help="quiet seconds before the first sample (default 40: fetches wait 1 s after 30)")
+                   help="quiet seconds before the first sample (default 40: fetches wait 1.5 s after 30)")
     p.add_argument("--later", type=float, default=0.0,
                    help="quiet seconds before a second sample, to see the stack stays there (default 0: none)")
     args = p.parse_args(argv)
@@ -101,10 +101,11 @@ def main(argv: list[str]) -> int:
 The stack on the fixture corpus, every row imported, then nothing happening; each sample is {args.seconds:.0f} s,
 taken after the stack had been quiet for the time its column says. CPU from /proc/<pid>/stat (utime + stime)
 in % of one core, RSS from VmRSS at the end. The local broker's fetches wait 50 ms while anything moves and
-1 s after 30 quiet seconds (agents/fetch_wait.py): Tansu answers a fetch only when its wait ends, and a fetch
-of every partition twenty times a second was most of the idle cost (before: Tansu 8.5 %, the worker's
-consumer thread 3.2 %, the stack 15.5 %). A second step, 3 s after 5 quiet minutes, was measured at 2.4 %
-against 2.6 % and dropped: not worth a first line up to 3 s late.
+1.5 s (Faust's own wait) after 30 quiet seconds (agents/fetch_wait.py): Tansu answers a fetch only when its
+wait ends, and a fetch of every partition twenty times a second was most of the idle cost (before: Tansu
+8.5 %, the worker's consumer thread 3.2 %, the stack 15.5 %). An idle wait of 1 s measured 1.9-2.0 % for the
+stack, 1.5 s 1.2-1.4 %. A second step, 3 s after 5 quiet minutes, was measured at 2.4 % against 2.6 % and
+dropped: not worth a first line up to 3 s late.
 
 Then (per-thread CPU from /proc/<pid>/task over 30 quiet seconds, py-spy for the main loop): the live
 lane's sink had a take_events window of 20 ms, a timer firing 50 times a second (the worker 1.6 % ->
@@ -112,9 +113,11 @@ lane's sink had a take_events window of 20 ms, a timer firing 50 times a second 
 (0.3 %): once a second now (`memory_worker_period_ms`). Redis's cron runs at `hz 1` (0.2 % -> 0.0 %), and
 the bridge asks Redis for its groups and trims only after forwarding something, or once a minute. The
 stat poll runs every 5th second while inotify watches and the stack is quiet; the dead-letter and OTel
-sinks batch over 2 s; Faust commits offsets every 2.8 s (its default) instead of 1 s. What is left: the
-worker's main loop ~0.5 %, its Kafka consumer thread ~0.3 %, the file watcher ~0.2 %, and Tansu, which
-costs 0.6-1.0 % for one fetch a second and a heartbeat every 2 s (strace: nothing else reaches it).
+sinks batch over 2 s; Faust commits offsets every 2.8 s (its default) instead of 1 s. The file watcher
+was watchfiles, whose Rust thread woke every 50 ms and took the GIL (15-30 % of the idle worker's samples):
+the tailer now reads inotify on the event loop (stream/tail/inotify.py), which runs only when a file changes.
+What is left: the worker's main loop ~0.4 %, its Kafka consumer thread ~0.3 %, and Tansu, 0.4-1.0 % for a
+fetch every 1.5 s and a heartbeat every 2 s (strace: nothing else reaches it).
 
 | process | {head} | RSS |
 |---|{"---:|" * len(phases)}---:|

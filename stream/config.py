@@ -88,7 +88,7 @@ class Settings:
     # the local broker's fetch wait (agents/fetch_wait.py): Tansu answers a fetch only when its wait ends, so
     # it is short while anything moves and long after `fetch_idle_after` quiet seconds (idle CPU)
     fetch_wait_ms: int = 50
-    fetch_idle_wait_ms: int = 1000
+    fetch_idle_wait_ms: int = 1500
     fetch_idle_after: float = 30.0
 
     # tailer
