@@ -33,7 +33,7 @@ class FetchPace:
     """How long a fetch may wait at the broker: `active_ms` until the stack has been quiet for `idle_after`
     seconds, then `idle_ms`. Anything that moves (a fetch with records, a read asked for) calls `touch`.
     Never longer than what the consumer itself asked for. The idle wait is Faust's own 1.5 s: 1 s measured
-    1.9-2.0 % of a core for the idle stack, 1.5 s 1.2-1.4 % (benchmarks/idle). (A second, 3 s step after 5
+    1.9-2.0 % of a core for the idle stack, 1.5 s 0.9-1.4 % (benchmarks/idle). (A second, 3 s step after 5
     quiet minutes saved only 0.2 % more, for a first line up to 3 s late: not worth it.)"""
 
     active_ms: int = DEFAULT_MAX_WAIT_MS

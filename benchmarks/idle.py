@@ -104,8 +104,8 @@ in % of one core, RSS from VmRSS at the end. The local broker's fetches wait 50 
 1.5 s (Faust's own wait) after 30 quiet seconds (agents/fetch_wait.py): Tansu answers a fetch only when its
 wait ends, and a fetch of every partition twenty times a second was most of the idle cost (before: Tansu
 8.5 %, the worker's consumer thread 3.2 %, the stack 15.5 %). An idle wait of 1 s measured 1.9-2.0 % for the
-stack, 1.5 s 1.2-1.4 %. A second step, 3 s after 5 quiet minutes, was measured at 2.4 % against 2.6 % and
-dropped: not worth a first line up to 3 s late.
+stack, 1.5 s 0.9-1.4 % (four runs). A second step, 3 s after 5 quiet minutes, was measured at 2.4 % against
+2.6 % and dropped: not worth a first line up to 3 s late.
 
 Then (per-thread CPU from /proc/<pid>/task over 30 quiet seconds, py-spy for the main loop): the live
 lane's sink had a take_events window of 20 ms, a timer firing 50 times a second (the worker 1.6 % ->
