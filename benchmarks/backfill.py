@@ -165,6 +165,15 @@ What the profiles showed, 2026-12-03 (py-spy 50 Hz `--threads`, and per-thread C
   met while the GIL is this busy.
 - earlier (199 MB runs): framing through orjson (0.34 -> 0.14 s per 44 MB) and `redact_many` (1.3 -> 0.4 s
   per 44 MB); pausing history after every live chunk starved the backfill.
+- 2026-12-04, another machine (load 0.3-0.7 before each run, against 4.1 the day before): the same code
+  twice as fast. 809ee18 (watchfiles) 44.7 s, 24.5 MB/s, the worker 51 CPU ms/MB, live p50 0.49 s / p99
+  4.19 s; with inotify on the event loop 41.1 and 43.6 s, 25-27 MB/s, 45-48 ms/MB, live p50 0.29-0.39 s /
+  p99 3.3 s: within the noise for the backfill. `tokens --by day` 0.12-0.15 s, ccusage 1.12-1.16 s. The
+  worker used 1.2 of the 2 cores. Of 2,910 py-spy samples over 30 s (50.2 s with py-spy attached): chDB's
+  `Connection.query` 742 (off the GIL), the event loop 631, `redact_many` 316, `extract_row` 297, the
+  read steps 247, building Native blocks ~280 (clickhouse-connect's chDB backend writes each to a
+  temporary file for `INSERT ... FROM INFILE`: 74), producer zstd 110. Nothing dominates: 40 MB/s needs
+  either half the Python per MB or the edge and the sink in two processes (two GILs, more memory).
 - the broker: Tansu keeps every message (~210 MB after this run). Deleting the raw topic under a running
   worker would lose rows: Faust drops messages whose offset is below the partition's read offset
   (faust/transport/consumer.py), and a recreated topic numbers from 0. Letting go needs a recycle of the
