@@ -67,6 +67,11 @@ class Settings:
     # True where the broker keeps nothing across restarts (embedded Tansu): clear Faust state at start
     # and take file cursors from what ClickHouse already holds.
     broker_is_ephemeral: bool = False
+    # the embedded broker keeps every message in memory (stream/stack/recycle.py): once it has grown this
+    # much since the stack started and the worker has committed all it holds, `up` restarts the stack to
+    # let it go; 0: never
+    broker_recycle_mb: int = 256
+    broker_recycle_check_seconds: float = 30.0
 
     # ClickHouse: None means chDB in <data_dir>/clickhouse
     clickhouse_dsn: str | None = None

@@ -22,6 +22,7 @@ from typing import IO
 
 from stream.config import Settings, load_settings
 from stream.stack.import_watch import ImportWatch
+from stream.stack.recycle import Recycler
 from stream.stack.rundir import AlreadyRunning, RunDir, redis_answers, strip_password
 from stream.stack.servers import (
     ManagedProcess,
@@ -74,6 +75,7 @@ class Stack:
         self.bootstrap = settings.kafka_bootstrap
         self.web_port = settings.web_port
         self.worker: Child | None = None
+        self.broker: TansuBroker | None = None  # the embedded one, when `up` started it
         self.login_url: str | None = None
 
     def say(self, msg: str) -> None:
@@ -108,6 +110,7 @@ class Stack:
             broker.start()
             broker.wait_ready()
             self.procs.append(broker)
+            self.broker = broker
             self.bootstrap = broker.bootstrap
             ephemeral = True
             self.say(f"  kafka     {broker.bootstrap} (Tansu, in memory)")
@@ -209,15 +212,27 @@ def up(settings: Settings, out: IO[str] = sys.stdout) -> int:
                   "Ctrl-C stops everything.", file=out, flush=True)
             dead = None
             watch = ImportWatch(settings, out)
+            recycler = Recycler(settings, stack.broker.pid if stack.broker else None, stack.bootstrap)
+            recycle = False
             while not stopping:
                 time.sleep(0.2)
                 dead = stack.dead_child()
                 if dead is not None:
                     break
                 watch.tick()
+                if recycler.due():
+                    recycle = True
+                    break
+            if recycle:
+                print(f"ccstream up: the local broker has grown by {recycler.grown:,.0f} MB (to "
+                      f"{recycler.last_rss:,.0f} MB) with messages ClickHouse already has; restarting the stack "
+                      f"to let them go (CCSTREAM_BROKER_RECYCLE_MB={settings.broker_recycle_mb})",
+                      file=out, flush=True)
             stack.stop()
             if stopping:
                 break
+            if recycle:
+                continue
             assert dead is not None
             now = time.monotonic()
             restarts = [t for t in restarts if now - t < RESTART_WINDOW] + [now]
