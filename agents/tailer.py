@@ -133,6 +133,10 @@ class Tailer:
         self._sink_idle = max(2.0, 4 * s.sink_batch_seconds)
         self._lag_drift = 0
         self.watching = False  # inotify is delivering events (the poll is then only a safety net)
+        # `up` is about to recycle the embedded broker (stream/stack/recycle.py): history asks for and reads
+        # nothing more, so the worker's group can commit all the broker holds; the next stack's first scan
+        # asks again for every file, from the cursors in ClickHouse. Live reads go on.
+        self.draining = False
         self._poll_ticks = 0
         # history's read steps have threads of their own: a live read, the SQL API and the dashboard use
         # asyncio's default pool and never wait behind a backfill's reads
@@ -172,6 +176,8 @@ class Tailer:
                 hook_event = hook_event or str(reason)
             reason = parsed
         live = is_live(reason)
+        if self.draining and not live:
+            return
         if not self.positions.should_send(path, final=final, live=live):
             return
         req = TailRequest(path=path, session_id=session_id, agent_id=agent_id, final=final, reason=reason,
@@ -195,6 +201,8 @@ class Tailer:
         # other request of a backfill); between rounds the lock is let go, and asyncio's lock is fair. A live
         # actor hands what is left to history after one round: the live lane's two actors stay free.
         while True:
+            if self.draining and not live:
+                return  # consumed unread: the next stack reads it
             async with self._file_lock(path):
                 more = await self._read_file(req, live)
             if not more:
@@ -408,6 +416,8 @@ class Tailer:
         ClickHouse at start): files it finds complete are sent as "adopt" requests, which turn the checkpoint
         into a cursor in the file_offsets table (tables are written from agent context only) without
         producing anything; entries for files that no longer exist are dropped (Positions.scan_finished)."""
+        if self.draining:
+            return 0
         paths = await asyncio.to_thread(lambda: [str(p) for p in iter_transcripts(self.roots)])
         reads: list[tuple[str, int]] = []
         for path in paths:
@@ -452,7 +462,9 @@ class Tailer:
         elif change.kind is Kind.DELETED:
             self.positions.forget(change.path)
         elif change.path.endswith(".jsonl"):
-            await self.request(change.path, reason=RequestReason.INOTIFY)
+            # a moved-in directory's files were written elsewhere: history, like a scan's
+            reason = RequestReason.SCAN if change.kind is Kind.ARRIVED else RequestReason.INOTIFY
+            await self.request(change.path, reason=reason)
 
     async def _watch_inotify(self, roots: list[str]) -> None:
         loop = asyncio.get_running_loop()

@@ -11,6 +11,8 @@ included:
   ``sql_max_seconds``/``sql_max_result_rows``/``sql_max_result_bytes``. Runs on clients of its own, so a
   long query never holds the sink's connection.
 * ``GET  /ccstream/status/`` → pipeline counters of this worker as JSON.
+* ``POST /ccstream/drain/`` body ``{"draining": bool}`` → history reads stop (or go on): `up` asks before
+  it recycles the embedded broker (stream/stack/recycle.py).
 * ``GET  /ccstream/?login=<one-time token>`` → the session cookie, then a small page (the dashboard's place).
 * ``GET  /ccstream/health/`` → ``{"ok": true}``, open, says nothing about the data.
 """
@@ -182,6 +184,22 @@ def register(app: faust.App, rt: Runtime, *, tailer: Tailer | None = None, sessi
                 out.append(buf.getvalue())
             return self.text("\n".join(out))
 
+    @app.page("/ccstream/drain/")
+    class Drain(View):
+        async def post(self, request: Request) -> Response:
+            if tailer is None:
+                return self.json({"error": "this worker has no tailer (sink role)"}, status=404)
+            try:
+                draining = json.loads(await self.read_request_content(request))["draining"]
+            except (ValueError, KeyError, TypeError) as exc:
+                return self.json({"error": f"bad request: {exc}"}, status=400)
+            if not isinstance(draining, bool):
+                return self.json({"error": "bad request: draining must be true or false"}, status=400)
+            if draining != tailer.draining:
+                log.info("history reads %s (asked by ccstream up)", "stopped" if draining else "resumed")
+            tailer.draining = draining
+            return self.json({"draining": tailer.draining})
+
     @app.page("/ccstream/status/")
     class Status(View):
         async def get(self, request: Request) -> Response:
@@ -193,6 +211,7 @@ def register(app: faust.App, rt: Runtime, *, tailer: Tailer | None = None, sessi
                 **(tailer.status() if tailer is not None else {
                     "followed_files": 0, "lagging_files": [], "queued_requests": 0,
                     "pending_checkpoints": len(rt.checkpoints), "agent_refs": 0}),
+                "draining": tailer.draining if tailer is not None else False,
                 "session_entries": _count(sessions_table),
                 **dataclasses.asdict(rt.stats),
             })

@@ -12,8 +12,11 @@ the stack the way it restarts after a crash: the worker takes its file cursors f
 delivers its replay window again (consumers drop repeats by event id), hooks spool while Redis restarts.
 Nothing is lost or repeated; that path is the one the crash tests prove.
 
-`should_recycle` is the decision, pure; `consumer_lag` and `rss_mb` are the I/O; `Recycler` asks them at most
-every `broker_recycle_check_seconds`, and the lag only when the broker is over the limit.
+`should_recycle` is the decision, pure; `consumer_lag`, `rss_mb` and `drain_worker` are the I/O; `Recycler`
+asks them at most every `broker_recycle_check_seconds`, and the lag only when the broker is over the limit.
+A backfill keeps the group behind for as long as it runs, so over the limit `up` first asks the worker to
+stop history reads (`drain_worker`): the group catches up in seconds, and the next stack's first scan reads
+on from the cursors in ClickHouse.
 """
 
 from __future__ import annotations
@@ -97,22 +100,49 @@ def consumer_lag(settings: Settings, bootstrap: str, timeout: float = 15.0) -> i
         return None
 
 
+def drain_worker(settings: Settings, url: str | None, draining: bool) -> bool:
+    """Ask the worker at `url` to stop (or resume) history reads (agents/web.py, /ccstream/drain/); True
+    when it did."""
+    import json
+
+    from stream.analytics.sqlclient import _token, post_json
+
+    if not url:
+        return False
+    try:
+        status, _ = post_json(url, "/ccstream/drain/", json.dumps({"draining": draining}).encode(),
+                              {"Authorization": f"Bearer {_token(settings)}"}, timeout=10)
+    except Exception:  # the worker busy or gone: the stack goes on as it is, and is asked again later
+        return False
+    return status == 200
+
+
 class Recycler:
-    """Asked by `up` every tick: True when the stack should be recycled now."""
+    """Asked by `up` every tick: True when the stack should be recycled now.
+
+    Over the limit with messages in flight (a backfill keeps the group behind for as long as it runs), it
+    asks the worker to stop history reads and checks every DRAIN_CHECK_SECONDS until the group has caught
+    up; if it has not within DRAIN_TIMEOUT_SECONDS, history resumes and the next check is a normal one."""
+
+    DRAIN_CHECK_SECONDS = 2.0
+    DRAIN_TIMEOUT_SECONDS = 120.0
 
     def __init__(self, settings: Settings, broker_pid: int | None, bootstrap: str | None, *,
                  clock: Callable[[], float] = time.monotonic,
                  rss: Callable[[int], float] = rss_mb,
-                 lag: Callable[[Settings, str], int | None] = consumer_lag) -> None:
+                 lag: Callable[[Settings, str], int | None] = consumer_lag,
+                 drain: Callable[[bool], bool] = lambda draining: False) -> None:
         self.settings = settings
         self.broker_pid = broker_pid
         self.bootstrap = bootstrap
         self.clock = clock
         self.rss = rss
         self.lag = lag
+        self.drain = drain
         self.next_check = clock() + settings.broker_recycle_check_seconds
         self.baseline = rss(broker_pid) if broker_pid else 0.0  # what a fresh broker holds
         self.last_rss = self.baseline
+        self.draining_since: float | None = None
 
     @property
     def grown(self) -> float:
@@ -129,4 +159,15 @@ class Recycler:
         self.last_rss = self.rss(self.broker_pid)
         if self.grown < limit:
             return False
-        return should_recycle(self.grown, limit, self.lag(self.settings, self.bootstrap))
+        if should_recycle(self.grown, limit, self.lag(self.settings, self.bootstrap)):
+            return True
+        if self.draining_since is None:
+            if self.drain(True):
+                self.draining_since = now
+        elif now - self.draining_since >= self.DRAIN_TIMEOUT_SECONDS:
+            self.drain(False)
+            self.draining_since = None
+            return False
+        if self.draining_since is not None:
+            self.next_check = now + self.DRAIN_CHECK_SECONDS
+        return False

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -22,7 +23,7 @@ from typing import IO
 
 from stream.config import Settings, load_settings
 from stream.stack.import_watch import ImportWatch
-from stream.stack.recycle import Recycler
+from stream.stack.recycle import Recycler, drain_worker
 from stream.stack.rundir import AlreadyRunning, RunDir, redis_answers, strip_password
 from stream.stack.servers import (
     ManagedProcess,
@@ -77,6 +78,7 @@ class Stack:
         self.worker: Child | None = None
         self.broker: TansuBroker | None = None  # the embedded one, when `up` started it
         self.login_url: str | None = None
+        self.web_url: str | None = None
 
     def say(self, msg: str) -> None:
         print(msg, file=self.out, flush=True)
@@ -143,7 +145,7 @@ class Stack:
         self.worker = worker
         worker.wait_ready(timeout=120)
         host = s.web_host if s.web_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
-        web_url = f"http://{'[' + host + ']' if ':' in host else host}:{self.web_port}"
+        web_url = self.web_url = f"http://{'[' + host + ']' if ':' in host else host}:{self.web_port}"
         run.record_worker(
             {"pid": worker.pid, "bridge_pid": bridge.pid, "web_url": web_url,
              "redis_url": strip_password(self.redis_url or ""),
@@ -212,7 +214,8 @@ def up(settings: Settings, out: IO[str] = sys.stdout) -> int:
                   "Ctrl-C stops everything.", file=out, flush=True)
             dead = None
             watch = ImportWatch(settings, out)
-            recycler = Recycler(settings, stack.broker.pid if stack.broker else None, stack.bootstrap)
+            recycler = Recycler(settings, stack.broker.pid if stack.broker else None, stack.bootstrap,
+                                drain=functools.partial(drain_worker, settings, stack.web_url))
             recycle = False
             while not stopping:
                 time.sleep(0.2)

@@ -47,6 +47,9 @@ READ_SIZE = 64 * 1024
 
 class Kind(enum.Enum):
     CHANGED = "changed"  # written, created or moved in: ask for a read
+    # in a directory moved in under the roots (a restore, a sync from another machine): written elsewhere,
+    # so history, not a live session; read on the history lane
+    ARRIVED = "arrived"
     DELETED = "deleted"  # removed or moved out: forget it
     OVERFLOW = "overflow"  # the kernel dropped events: rescan
 
@@ -152,7 +155,9 @@ class Inotify:
             return []
         path = os.path.join(directory, ev.name)
         if ev.mask & IN_ISDIR:
-            if ev.mask & (IN_CREATE | IN_MOVED_TO):
+            if ev.mask & IN_MOVED_TO:
+                return [Change(Kind.ARRIVED, f) for f in self.add_tree(path)]
+            if ev.mask & IN_CREATE:
                 return [Change(Kind.CHANGED, f) for f in self.add_tree(path)]
             return []
         if ev.mask & (IN_DELETE | IN_MOVED_FROM):

@@ -313,3 +313,33 @@ def test_a_page_on_another_origin_in_a_real_browser_cannot_write(stack: UpStack,
     time.sleep(0.5)
     assert not target.exists()
     assert tables(stack) == before
+
+
+def test_the_drain_needs_the_token_and_stops_history_until_resumed(stack: UpStack, tmp_path: Path) -> None:
+    body = json.dumps({"draining": True}).encode()
+    for headers, status in [({"Content-Type": "application/json"}, 401),
+                            ({"Origin": "http://evil.example", "Content-Type": "text/plain"}, 403)]:
+        got, _, answer = request(stack, "POST", "/ccstream/drain/", body, headers)
+        assert got == status, (headers, got, answer)
+    auth = {"Authorization": f"Bearer {_token(stack)}", "Content-Type": "application/json"}
+    assert request(stack, "POST", "/ccstream/drain/", b'{"draining": "yes"}', auth)[0] == 400
+    got, _, answer = request(stack, "POST", "/ccstream/drain/", body, auth)
+    assert got == 200 and json.loads(answer) == {"draining": True}
+    try:
+        # fed while draining: a folder moved in (history, stream/tail/inotify.py) with one line
+        session = "5e55a0d2-0000-4000-8000-00000000d1a1"
+        staging = tmp_path / "-tmp-drained"
+        staging.mkdir()
+        line = {"type": "user", "uuid": "5e55a0d2-0000-4000-8000-00000000d1a2", "parentUuid": None,
+                "sessionId": session, "timestamp": "2026-12-04T10:00:00.000Z", "cwd": "/tmp/drained",
+                "version": "2.1.42", "message": {"role": "user", "content": "drained"}}
+        (staging / f"{session}.jsonl").write_text(json.dumps(line) + "\n")
+        staging.rename(stack.projects / staging.name)
+        rows = f"SELECT count() AS n FROM claude_raw_traces WHERE session_id = '{session}'"
+        time.sleep(8)  # more than two scans (CCSTREAM_SCAN_INTERVAL=3) and the request's round trip
+        assert stack.scalar(rows) == 0  # nothing read while history is stopped
+        assert json.loads(request(stack, "GET", "/ccstream/status/", headers=auth)[2])["draining"] is True
+    finally:
+        got, _, answer = request(stack, "POST", "/ccstream/drain/", json.dumps({"draining": False}).encode(), auth)
+    assert got == 200 and json.loads(answer) == {"draining": False}
+    stack.wait_for(lambda: stack.scalar(rows) == 1, 60, "the drained file, read by the next scan")

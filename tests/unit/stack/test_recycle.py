@@ -86,3 +86,53 @@ def test_no_recycle_without_an_embedded_broker_or_when_disabled() -> None:
     assert not make(1, None, None).due()  # not our broker
     assert not make(0, 1, "h:1").due()  # 0: never
     assert make(1, 1, "h:1", every=0.0).due()
+
+
+def test_over_the_limit_with_messages_in_flight_history_is_stopped_until_the_group_catches_up() -> None:
+    # a backfill keeps the group behind: the recycler asks the worker to stop history reads, then checks
+    # every 2 s, and recycles once the lag is 0
+    clock, lags, drains = Clock(), [7], []
+    r = Recycler(Settings(broker_recycle_mb=100, broker_recycle_check_seconds=30.0), 1, "h:1", clock=clock,
+                 rss=lambda pid: 20.0 if clock.now == 0 else 150.0,
+                 lag=lambda s, b: lags[0], drain=lambda on: drains.append(on) or True)
+    clock.now = 30.0
+    assert not r.due() and drains == [True]
+    clock.now = 31.0
+    assert not r.due()  # the next check is 2 s later, not 30
+    clock.now = 32.0
+    assert not r.due() and drains == [True]  # asked once
+    lags[0] = 0
+    clock.now = 34.0
+    assert r.due()
+
+
+def test_a_drain_that_does_not_catch_up_in_time_resumes_history() -> None:
+    clock, drains = Clock(), []
+    r = Recycler(Settings(broker_recycle_mb=100, broker_recycle_check_seconds=30.0), 1, "h:1", clock=clock,
+                 rss=lambda pid: 20.0 if clock.now == 0 else 150.0, lag=lambda s, b: 3,
+                 drain=lambda on: drains.append(on) or True)
+    clock.now = 30.0
+    assert not r.due() and drains == [True]
+    for t in range(32, 149, 2):
+        clock.now = float(t)
+        assert not r.due()
+    assert drains == [True]
+    clock.now = 150.0
+    assert not r.due() and drains == [True, False]  # 120 s after it stopped them, history reads go on
+    clock.now = 178.0
+    assert not r.due() and drains == [True, False]  # back to the 30 s cadence: not checked before 180
+    clock.now = 180.0
+    assert not r.due() and drains == [True, False, True]  # still over the limit: it tries again
+
+
+def test_a_worker_that_does_not_answer_the_drain_is_asked_again_at_the_normal_cadence() -> None:
+    clock, drains = Clock(), []
+    r = Recycler(Settings(broker_recycle_mb=100, broker_recycle_check_seconds=30.0), 1, "h:1", clock=clock,
+                 rss=lambda pid: 20.0 if clock.now == 0 else 150.0, lag=lambda s, b: 3,
+                 drain=lambda on: drains.append(on) and False)
+    clock.now = 30.0
+    assert not r.due() and drains == [True]
+    clock.now = 32.0
+    assert not r.due() and drains == [True]  # not draining: the next check is at 60
+    clock.now = 60.0
+    assert not r.due() and drains == [True, True]

@@ -78,6 +78,25 @@ def test_writes_creations_and_deletions_in_a_tree(tmp_path: Path) -> None:
         assert str(sub) not in ino.watched  # its watch went with it
 
 
+def test_the_files_of_a_directory_moved_in_arrive_as_history(tmp_path: Path) -> None:
+    root, staging = tmp_path / "root", tmp_path / "staging"
+    root.mkdir()
+    (staging / "s1" / "subagents").mkdir(parents=True)
+    a, b = staging / "a.jsonl", staging / "s1" / "subagents" / "agent-x.jsonl"
+    a.write_text("{}\n")
+    b.write_text("{}\n")
+    with Inotify() as ino:
+        ino.add_tree(root)
+        staging.rename(root / "-restored")  # a restore or a sync: the whole folder at once
+        moved = root / "-restored"
+        assert sorted(ino.read_changes(), key=lambda c: c.path) == [
+            Change(Kind.ARRIVED, str(moved / "a.jsonl")),
+            Change(Kind.ARRIVED, str(moved / "s1" / "subagents" / "agent-x.jsonl"))]
+        with (moved / "a.jsonl").open("a") as f:  # written there afterwards: a live change
+            f.write("{}\n")
+        assert ino.read_changes() == [Change(Kind.CHANGED, str(moved / "a.jsonl"))]
+
+
 def test_an_overflowing_queue_is_reported(tmp_path: Path) -> None:
     limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
@@ -119,3 +138,16 @@ def test_the_tailer_asks_for_a_read_when_inotify_sees_a_write(tmp_path: Path) ->
 
     sent = asyncio.run(run())
     assert [(r.path, r.reason) for r in sent] == [(str(f), RequestReason.INOTIFY)]
+
+
+def test_the_tailer_reads_an_arrived_file_on_the_history_lane(tmp_path: Path) -> None:
+    tailer, app, rt = make(tmp_path)
+    f = tmp_path / "-restored" / "s1.jsonl"
+    f.parent.mkdir()
+    f.write_text('{"type":"user"}\n')
+
+    async def run() -> list[TailRequest]:
+        await tailer._on_change(Change(Kind.ARRIVED, str(f)))
+        return requests(app)
+
+    assert [(r.path, r.reason) for r in asyncio.run(run())] == [(str(f), RequestReason.SCAN)]
