@@ -75,13 +75,16 @@ class RssSampler(threading.Thread):
 
 class LiveProbe(threading.Thread):
     """A live session during the backfill: a line appended every `every` s, and the time until each is
-    queryable (by its uuid), until stopped."""
+    queryable (by its uuid), until stopped. Each latency is split in two: append → the row's `ingested_at`
+    (the tailer, Kafka and the sink's queue, up to the sink building its insert), and the rest (the insert
+    itself and the probe's own query, which goes through the worker's SQL API)."""
 
     def __init__(self, stack: Any, every: float = 0.5) -> None:
         super().__init__(daemon=True)
         self.stack = stack
         self.every = every
         self.latencies: list[float] = []
+        self.to_ingested: list[float] = []  # append → ingested_at, wall clock
         self.stop_event = threading.Event()
         self.session_id = str(uuid.uuid4())
         self.path = stack.projects / "-tmp-live-probe" / f"{self.session_id}.jsonl"
@@ -93,13 +96,16 @@ class LiveProbe(threading.Thread):
                "version": "2.1.42", "message": {"role": "user", "content": f"live line {i}"}}
         return u, json.dumps(obj).encode() + b"\n"
 
-    def queryable(self, u: str) -> bool:
+    def queryable(self, u: str) -> float | None:
+        """The row's ingested_at (unix seconds), or None while it is not queryable."""
         try:
             # session_id leads the sorting key: a range read, not a scan of the table being backfilled
-            return bool(self.stack.query("SELECT uuid FROM claude_raw_traces WHERE session_id = {s:String} "
-                                         "AND uuid = {u:String}", {"s": self.session_id, "u": u}))
+            rows = self.stack.query("SELECT toUnixTimestamp64Milli(ingested_at) AS t FROM claude_raw_traces "
+                                    "WHERE session_id = {s:String} AND uuid = {u:String}",
+                                    {"s": self.session_id, "u": u})
         except Exception:  # the worker busy or restarting: not yet
-            return False
+            return None
+        return int(rows[0]["t"]) / 1000 if rows else None
 
     def run(self) -> None:
         i = 0
@@ -107,12 +113,13 @@ class LiveProbe(threading.Thread):
             u, data = self.line(i)
             with self.path.open("ab") as fh:
                 fh.write(data)
-            t0 = time.monotonic()
-            while not self.queryable(u):
+            t0, wall0 = time.monotonic(), time.time()
+            while (ingested := self.queryable(u)) is None:
                 if self.stop_event.wait(0.05):
                     return
             if i:  # the first line announces the session (hook): not an append to a live file
                 self.latencies.append(time.monotonic() - t0)
+                self.to_ingested.append(ingested - wall0)
             i += 1
             self.stop_event.wait(self.every)
 
@@ -176,9 +183,22 @@ What the profiles showed, 2026-12-03 (py-spy 50 Hz `--threads`, and per-thread C
   either half the Python per MB or the edge and the sink in two processes (two GILs, more memory).
 - the broker: Tansu keeps every message (~210 MB after this run). Deleting the raw topic under a running
   worker would lose rows: Faust drops messages whose offset is below the partition's read offset
-  (faust/transport/consumer.py), and a recreated topic numbers from 0. Letting go needs a recycle of the
-  local broker with the worker (the stack survives one), not done yet.
+  (faust/transport/consumer.py), and a recreated topic numbers from 0; DeleteRecords panics in Tansu's
+  memory engine. So `up` recycles the stack once the broker has grown by `broker_recycle_mb` (256 MB) and
+  the worker has committed all it holds (stream/stack/recycle.py; tests/integration/test_recycle.py
+  recycles mid-import and lands every row exactly once). This run stays under the limit.
 """
+
+
+def cached_corpus(shape: Shape) -> tuple[Path, int]:
+    """The corpus of `shape` under $TMPDIR/ccstream-backfill-<shape>/projects (built once), and its objects."""
+    cache = Path(tempfile.gettempdir()) / f"ccstream-backfill-{shape.tag}"
+    if not (cache / ".complete").exists():
+        shutil.rmtree(cache, ignore_errors=True)
+        print(f"building the corpus in {cache} ...", flush=True)
+        build(CORPUS, cache / "projects", shape)
+        (cache / ".complete").write_text(json.dumps({"objects": count_objects(cache / "projects")}))
+    return cache, int(json.loads((cache / ".complete").read_text())["objects"])
 
 
 def main(argv: list[str]) -> int:
@@ -191,13 +211,7 @@ def main(argv: list[str]) -> int:
     sys.path.insert(0, str(REPO))
     from tests.integration.upstack import UpStack
 
-    cache = Path(tempfile.gettempdir()) / f"ccstream-backfill-{shape.tag}"
-    if not (cache / ".complete").exists():
-        shutil.rmtree(cache, ignore_errors=True)
-        print(f"building the corpus in {cache} ...", flush=True)
-        build(CORPUS, cache / "projects", shape)
-        (cache / ".complete").write_text(json.dumps({"objects": count_objects(cache / "projects")}))
-    expected = int(json.loads((cache / ".complete").read_text())["objects"])
+    cache, expected = cached_corpus(shape)
     files = list((cache / "projects").rglob("*.jsonl"))
     size = sum(f.stat().st_size for f in files)
     print(f"corpus: {len(files):,} files, {size / 1e6:,.0f} MB, {expected:,} objects", flush=True)
@@ -249,13 +263,15 @@ def main(argv: list[str]) -> int:
     ingest = t_done - t_ready
     live = probe.latencies
     p50, p99 = quantile(live, 0.5), quantile(live, 0.99)
+    i50, i99 = quantile(probe.to_ingested, 0.5), quantile(probe.to_ingested, 0.99)
     mb_s = size / 1e6 / ingest
     peak_total = sum(v for k, v in sampler.peak.items() if k != "up")
     print(f"every object queryable after {ingest:.1f}s: {mb_s:.1f} MB/s, {rows / ingest:,.0f} rows/s; "
           f"peak RSS {json.dumps({k: v // 1024 for k, v in sampler.peak.items()})} MB; broker after "
           f"{broker_after // 1024} MB; tokens --by day {tokens_s:.2f}s"
           + (f"; ccusage daily {ccusage_s:.2f}s" if ccusage_s is not None else "")
-          + f"; live append->queryable p50 {p50:.2f}s p99 {p99:.2f}s (n={len(live)})"
+          + f"; live append->queryable p50 {p50:.2f}s p99 {p99:.2f}s (n={len(live)}),"
+          + f" append->ingested_at p50 {i50:.2f}s p99 {i99:.2f}s"
           + f"; worker CPU {cpu.get('worker', 0) * 1000 / (size / 1e6):.0f} ms/MB"
           + f"; CPU s {json.dumps({k: round(v, 1) for k, v in cpu.items()})}; load {load_before:.1f}/{load_after:.1f}")
     rss_rows = "\n".join(f"| peak RSS, {k} | {v / 1024:,.0f} MB |" for k, v in sorted(sampler.peak.items()))
@@ -272,6 +288,7 @@ def main(argv: list[str]) -> int:
 | throughput | {mb_s:.1f} MB/s, {rows / ingest:,.0f} rows/s |
 {rss_rows}
 | a line appended to a live session during the backfill → queryable, p50 / p99 (n={len(live)}) | {p50:.2f} s / {p99:.2f} s |
+| of which append → the sink builds its insert (`ingested_at`), p50 / p99 | {i50:.2f} s / {i99:.2f} s |
 | CPU during the backfill (user+system) | {", ".join(f"{k} {v:.1f} s" for k, v in sorted(cpu.items()) if v >= 0.1)} |
 | the worker's CPU per MB of transcripts (less sensitive to the machine's load than MB/s) | {cpu.get("worker", 0) * 1000 / (size / 1e6):.0f} ms/MB |
 | machine load average (1 min) before / after, other work included | {load_before:.1f} / {load_after:.1f} |
