@@ -181,12 +181,24 @@ What the profiles showed, 2026-12-03 (py-spy 50 Hz `--threads`, and per-thread C
   read steps 247, building Native blocks ~280 (clickhouse-connect's chDB backend writes each to a
   temporary file for `INSERT ... FROM INFILE`: 74), producer zstd 110. Nothing dominates: 40 MB/s needs
   either half the Python per MB or the edge and the sink in two processes (two GILs, more memory).
+- 2026-12-04, later, a slower machine (this section's run): where a live line waits during the backfill,
+  each step timed (instrumentation not committed): inotify -> its request produced, ~1 ms; produced -> the
+  live tailer has it, 10 ms-3.1 s; read, redact, produce 5-30 ms; produced -> the live sink has it,
+  15 ms-1 s; the insert 20-60 ms. Both waits are Faust delivering to agents: its consumer awaits each
+  message's callback, which yields to the event loop, and raw-events callbacks took 50-500 ms (~100 of them,
+  14 s of a 71 s run), with no agent queue full and no wait on the producer buffer (timed in Faust's pure
+  Python conductor, NO_CYTHON=1). The loop's turns are long while the GIL is busy: an asyncio.sleep(0.05)
+  overslept by 100-350 ms 45 times a minute. Two history read threads instead of eight changed nothing.
+  The edge and the sink as two processes on one Tansu (`python -m benchmarks split_roles`, without the
+  pacing and the live lane) took this corpus in 38 s, 28.8 MB/s, against 50-66 s for `up` on the same
+  machine: the split is the lever for both the throughput and the live targets.
 - the broker: Tansu keeps every message (~210 MB after this run). Deleting the raw topic under a running
   worker would lose rows: Faust drops messages whose offset is below the partition's read offset
   (faust/transport/consumer.py), and a recreated topic numbers from 0; DeleteRecords panics in Tansu's
   memory engine. So `up` recycles the stack once the broker has grown by `broker_recycle_mb` (256 MB) and
   the worker has committed all it holds (stream/stack/recycle.py; tests/integration/test_recycle.py
-  recycles mid-import and lands every row exactly once). This run stays under the limit.
+  recycles mid-import and lands every row exactly once; `python -m benchmarks broker_memory` passes
+  10.9 GB through one `up`: 6 recycles, the broker's peak 208-396 MB). This run stays under the limit.
 """
 
 
