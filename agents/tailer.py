@@ -417,7 +417,7 @@ class Tailer:
         into a cursor in the file_offsets table (tables are written from agent context only) without
         producing anything; entries for files that no longer exist are dropped (Positions.scan_finished)."""
         if self.draining:
-            return 0
+            return 0  # its requests would be dropped, and its bookkeeping (scan_finished) is the next stack's
         paths = await asyncio.to_thread(lambda: [str(p) for p in iter_transcripts(self.roots)])
         reads: list[tuple[str, int]] = []
         for path in paths:

@@ -27,6 +27,7 @@ from typing import Any
 
 from benchmarks.corpus_shape import Shape, build
 from benchmarks.report import write_section
+from stream.stack.servers import rss_kb
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "tests" / "fixtures" / "claude-code" / "projects"
@@ -37,16 +38,6 @@ def count_objects(root: Path) -> int:
     from tests.integration.corpus import count_objects as count
 
     return sum(count(p) for p in root.rglob("*.jsonl"))
-
-
-def rss_kb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def cpu_s(pid: int) -> float:
@@ -190,7 +181,7 @@ What the profiles showed, 2026-12-03 (py-spy 50 Hz `--threads`, and per-thread C
   Python conductor, NO_CYTHON=1). The loop's turns are long while the GIL is busy: an asyncio.sleep(0.05)
   overslept by 100-350 ms 45 times a minute. Two history read threads instead of eight changed nothing.
   The edge and the sink as two processes on one Tansu (`python -m benchmarks split_roles`, without the
-  pacing and the live lane) took this corpus in 38 s, 28.8 MB/s, against 50-66 s for `up` on the same
+  pacing and the live lane) took this corpus in 34.9-38.6 s, 28-31 MB/s, against 50-66 s for `up` on the same
   machine: the split is the lever for both the throughput and the live targets.
 - the broker: Tansu keeps every message (~210 MB after this run). Deleting the raw topic under a running
   worker would lose rows: Faust drops messages whose offset is below the partition's read offset

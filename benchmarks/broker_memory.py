@@ -21,9 +21,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.backfill import REPO, cached_corpus, rss_kb
+from benchmarks.backfill import REPO, cached_corpus
 from benchmarks.corpus_shape import Shape
 from benchmarks.report import write_section
+from stream.stack.servers import rss_kb
 
 RECYCLE_LINE = "restarting the stack to let them go"
 

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from benchmarks.report import write_section
+from stream.stack.servers import rss_kb
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "tests" / "fixtures" / "claude-code" / "projects"
@@ -34,16 +35,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
 def sample(pids: dict[str, int], seconds: float) -> tuple[dict[str, float], dict[str, float]]:
     """% of one core per process over `seconds`, and RSS (MB) at the end."""
     before = {n: cpu_seconds(pid) for n, pid in pids.items()}
@@ -51,7 +42,7 @@ def sample(pids: dict[str, int], seconds: float) -> tuple[dict[str, float], dict
     time.sleep(seconds)
     elapsed = time.monotonic() - t0
     pct = {n: 100 * (cpu_seconds(pid) - before[n]) / elapsed for n, pid in pids.items()}
-    return pct, {n: rss_mb(pid) for n, pid in pids.items()}
+    return pct, {n: rss_kb(pid) / 1024 for n, pid in pids.items()}
 
 
 def main(argv: list[str]) -> int:

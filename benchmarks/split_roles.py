@@ -17,32 +17,27 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-from benchmarks.backfill import REPO, cached_corpus, cpu_s, rss_kb
+from benchmarks.backfill import REPO, cached_corpus, cpu_s
 from benchmarks.corpus_shape import Shape
 from benchmarks.report import write_section
+from stream.analytics.sqlclient import post_json
+from stream.stack.servers import TansuBroker, free_port, rss_kb
 
 
 def _rows(port: int, token_file: Path) -> int | None:
     """Rows in claude_raw_traces through the sink's SQL API; None while it does not answer."""
+    body = json.dumps({"sql": "SELECT count() AS n FROM claude_raw_traces", "format": "JSONEachRow"}).encode()
     try:
-        token = token_file.read_text().strip()
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{port}/ccstream/sql/", method="POST",
-            data=json.dumps({"sql": "SELECT count() AS n FROM claude_raw_traces", "format": "JSONEachRow"}).encode(),
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return int(json.loads(resp.read())["n"])
+        status, answer = post_json(f"http://127.0.0.1:{port}", "/ccstream/sql/", body,
+                                   {"Authorization": f"Bearer {token_file.read_text().strip()}"}, timeout=30)
+        return int(json.loads(answer)["n"]) if status == 200 else None
     except (OSError, ValueError, KeyError):
         return None
 
 
 def main(argv: list[str]) -> int:
-    sys.path.insert(0, str(REPO))
-    from stream.stack.servers import TansuBroker, free_port
-
     cache, expected = cached_corpus(Shape())
     size = sum(f.stat().st_size for f in (cache / "projects").rglob("*.jsonl"))
     with tempfile.TemporaryDirectory(prefix="ccstream-split-") as tmp_name:

@@ -35,7 +35,8 @@ def _worker_url(settings: Settings) -> str | None:
     return RunDir.of(settings).worker_url()
 
 
-def _token(settings: Settings) -> str:
+def worker_token(settings: Settings) -> str:
+    """The bearer token of the running worker's API (the configured one, or the data dir's)."""
     token = settings.web_token or RunDir.of(settings).api_token()
     if not token:
         raise QueryError(f"ccstream up is running but {settings.run_dir / 'api.token'} is missing or not yours; "
@@ -122,7 +123,7 @@ def run_formatted(settings: Settings, sql: str, fmt: str = "JSONEachRow",
     if url is not None:
         body = json.dumps({"sql": sql, "format": fmt, "parameters": parameters or {}, "write": write}).encode()
         try:
-            status, answer = post_json(url, "/ccstream/sql/", body, {"Authorization": f"Bearer {_token(settings)}"},
+            status, answer = post_json(url, "/ccstream/sql/", body, {"Authorization": f"Bearer {worker_token(settings)}"},
                                        timeout=settings.sql_max_seconds + 60)
         except OSError as exc:
             reason = exc if isinstance(exc, HttpError) else (exc.strerror or type(exc).__name__)

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from stream.config import Settings
+from stream.stack.servers import rss_kb
 
 
 def should_recycle(grown_mb: float, limit_mb: int, lag: int | None) -> bool:
@@ -41,14 +42,7 @@ def consumed_topics(settings: Settings) -> list[str]:
 
 
 def rss_mb(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    return rss_kb(pid) / 1024
 
 
 async def _lag(bootstrap: str, group: str, topics: Iterable[str]) -> int:
@@ -105,13 +99,13 @@ def drain_worker(settings: Settings, url: str | None, draining: bool) -> bool:
     when it did."""
     import json
 
-    from stream.analytics.sqlclient import _token, post_json
+    from stream.analytics.sqlclient import post_json, worker_token
 
     if not url:
         return False
     try:
         status, _ = post_json(url, "/ccstream/drain/", json.dumps({"draining": draining}).encode(),
-                              {"Authorization": f"Bearer {_token(settings)}"}, timeout=10)
+                              {"Authorization": f"Bearer {worker_token(settings)}"}, timeout=10)
     except Exception:  # the worker busy or gone: the stack goes on as it is, and is asked again later
         return False
     return status == 200

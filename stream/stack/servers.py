@@ -220,6 +220,18 @@ class TansuBroker(ManagedProcess):
         return port_open(self.host, self.port)
 
 
+def rss_kb(pid: int) -> int:
+    """Resident set of `pid` in KB, from /proc (0 when it is gone, or off Linux)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def kill_pid(pid: int, sig: int = signal.SIGKILL) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)

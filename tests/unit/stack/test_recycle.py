@@ -88,13 +88,22 @@ def test_no_recycle_without_an_embedded_broker_or_when_disabled() -> None:
     assert make(1, 1, "h:1", every=0.0).due()
 
 
+def over_the_limit(clock: Clock, lags: list[int], drains: list[bool], answers: bool = True) -> Recycler:
+    """A broker at 20 MB when the stack is ready and at 150 MB after (limit 100, checks every 30 s), whose
+    group is `lags[0]` behind; the worker records each drain asked and answers it or not."""
+    def drain(on: bool) -> bool:
+        drains.append(on)
+        return answers
+
+    return Recycler(Settings(broker_recycle_mb=100, broker_recycle_check_seconds=30.0), 1, "h:1", clock=clock,
+                    rss=lambda pid: 20.0 if clock.now == 0 else 150.0, lag=lambda s, b: lags[0], drain=drain)
+
+
 def test_over_the_limit_with_messages_in_flight_history_is_stopped_until_the_group_catches_up() -> None:
     # a backfill keeps the group behind: the recycler asks the worker to stop history reads, then checks
     # every 2 s, and recycles once the lag is 0
     clock, lags, drains = Clock(), [7], []
-    r = Recycler(Settings(broker_recycle_mb=100, broker_recycle_check_seconds=30.0), 1, "h:1", clock=clock,
-                 rss=lambda pid: 20.0 if clock.now == 0 else 150.0,
-                 lag=lambda s, b: lags[0], drain=lambda on: drains.append(on) or True)
+    r = over_the_limit(clock, lags, drains)
     clock.now = 30.0
     assert not r.due() and drains == [True]
     clock.now = 31.0
@@ -108,9 +117,7 @@ def test_over_the_limit_with_messages_in_flight_history_is_stopped_until_the_gro
 
 def test_a_drain_that_does_not_catch_up_in_time_resumes_history() -> None:
     clock, drains = Clock(), []
-    r = Recycler(Settings(broker_recycle_mb=100, broker_recycle_check_seconds=30.0), 1, "h:1", clock=clock,
-                 rss=lambda pid: 20.0 if clock.now == 0 else 150.0, lag=lambda s, b: 3,
-                 drain=lambda on: drains.append(on) or True)
+    r = over_the_limit(clock, [3], drains)
     clock.now = 30.0
     assert not r.due() and drains == [True]
     for t in range(32, 149, 2):
@@ -127,9 +134,7 @@ def test_a_drain_that_does_not_catch_up_in_time_resumes_history() -> None:
 
 def test_a_worker_that_does_not_answer_the_drain_is_asked_again_at_the_normal_cadence() -> None:
     clock, drains = Clock(), []
-    r = Recycler(Settings(broker_recycle_mb=100, broker_recycle_check_seconds=30.0), 1, "h:1", clock=clock,
-                 rss=lambda pid: 20.0 if clock.now == 0 else 150.0, lag=lambda s, b: 3,
-                 drain=lambda on: drains.append(on) and False)
+    r = over_the_limit(clock, [3], drains, answers=False)
     clock.now = 30.0
     assert not r.due() and drains == [True]
     clock.now = 32.0
