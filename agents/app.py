@@ -79,6 +79,10 @@ def create_app(settings: Settings) -> faust.App:
                                 checkpoints_for=settings.host if "edge" in roles else None,
                                 checkpoints=rt.checkpoints, live=rt.topics.raw_live is not None)
         app.add_dependency(rt.store)
+    elif "edge" in roles and settings.sink_apart:  # a split `up`'s edge: the sink worker owns chDB
+        from agents.checkpoints import SinkCheckpoints
+
+        app.add_dependency(SinkCheckpoints(settings, rt.checkpoints))
     if "edge" in roles and settings.otlp_port:  # Claude Code's own telemetry (docs/otel.md)
         from stream.otel.receiver import OtlpReceiver
 

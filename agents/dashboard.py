@@ -174,8 +174,12 @@ def register(app: faust.App, rt: Runtime, *, tailer: Tailer | None = None) -> No
     @app.page(PREFIX + "/api/pipeline")
     class Pipeline(View):
         async def get(self, request: Request) -> Response:
-            return await answer(self, request, lambda: dash.pipeline(_query(rt), pricing(),
-                                                                     worker_status(rt, tailer)))
+            status = worker_status(rt, tailer)
+            if tailer is None and rt.settings.sink_apart:  # a split `up`: the tailer is the edge worker's
+                from agents.web import edge_status, merge_split_status
+
+                status = merge_split_status(status, await edge_status(rt.settings))
+            return await answer(self, request, lambda: dash.pipeline(_query(rt), pricing(), status))
 
 
 # ---- the OpenAPI document (served as is; docs/dashboard.md explains the fields) ------------------------

@@ -47,10 +47,12 @@ class Topics:
     sessions: TopicT
     raw_events: TopicT
     dead_letters: TopicT
-    # live chunks, apart from a backfill's: only where the tailer and the sink share a worker on a local
+    # live chunks, apart from a backfill's: only where the tailer and the sink are one stack on a local
     # broker (the embedded stack), since the tailer must learn when its chunks are inserted
     # (stream/tail/raw_lane.py); elsewhere every chunk goes to raw_events
     raw_live: TopicT | None = None
+    # how it learns that where the sink is another process (a split `up`): the sink's insert notices
+    raw_inserted: TopicT | None = None
 
     @classmethod
     def declare(cls, app: faust.App, settings: Settings) -> Topics:
@@ -58,9 +60,10 @@ class Topics:
             return app.topic(name, key_serializer="raw", value_serializer="raw",
                              partitions=settings.topic_partitions)
 
-        beside = {"edge", "sink"} <= set(settings.roles) and settings.broker_is_ephemeral
         return cls(topic(settings.topic_sessions), topic(settings.topic_raw_events),
-                   topic(settings.topic_dead_letters), topic(settings.topic_raw_live) if beside else None)
+                   topic(settings.topic_dead_letters),
+                   topic(settings.topic_raw_live) if settings.live_lane else None,
+                   topic(settings.topic_raw_inserted) if settings.sink_apart else None)
 
 
 class NoStore(RuntimeError):

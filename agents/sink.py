@@ -22,6 +22,7 @@ import faust
 from agents.runtime import Runtime
 from stream.backoff import Backoff
 from stream.contract.dead_letter import DeadLetter
+from stream.contract.insert_notice import InsertNotice
 from stream.contract.raw_chunk import RawChunk
 from stream.contract.session_event import SessionEvent
 from stream.store.commit import batch_token, chunk_identity, concurrent_commits, dead_letter_identity
@@ -83,7 +84,7 @@ async def insert_raw(rt: Runtime, events: Sequence[Any], topic: str, writers: Se
     """One batch of raw chunks from `topic` into ClickHouse, split by file into len(writers) concurrent
     commits; returns the chunks inserted. All commits succeed (each retried on its own) before the caller
     asks for the next batch, which is when the batch is acknowledged. The lanes learn which files' chunks
-    are in (stream/tail/raw_lane.py)."""
+    are in (stream/tail/raw_lane.py): by a call here, or by a notice where the tailer is another process."""
     chunks = decode_batch(events, RawChunk.decode, "raw chunk")
     if not chunks:
         return 0
@@ -95,7 +96,11 @@ async def insert_raw(rt: Runtime, events: Sequence[Any], topic: str, writers: Se
     rt.stats.rows_inserted += sum(stored)
     rt.stats.inserts += len(commits)
     rt.stats.last_insert_at = time.time()
-    rt.lanes.inserted(c.path for c in chunks)
+    marks = [(c.path, (c.incarnation, c.end_offset)) for c in chunks]
+    rt.lanes.inserted(marks)
+    if rt.topics.raw_inserted is not None:  # the tailer is another process: tell it (not awaited: advisory)
+        await rt.topics.raw_inserted.send(key=rt.settings.host.encode(),
+                                          value=InsertNotice(rt.settings.host, sum(stored), marks).encode())
     return len(chunks)
 
 

@@ -128,8 +128,9 @@ class Tailer:
         self.roots = [Path(r) for r in s.claude_roots]
         self.redactor = redactor_from_settings(s)  # secrets never leave this machine
         self._locks: dict[str, list[Any]] = {}  # path -> [asyncio.Lock, users]: one reader per file at a time
-        # history is paced by the sink only where the sink runs in this worker (the embedded stack)
-        self._sink_beside = "sink" in s.roles
+        # history is paced by the sink only where it is the embedded stack's: in this worker, or the sink
+        # worker of a split `up`, which tells this one what it inserted (agents/insert_notices.py)
+        self._sink_beside = "sink" in s.roles or s.sink_apart
         self._sink_idle = max(2.0, 4 * s.sink_batch_seconds)
         self._lag_drift = 0
         self.watching = False  # inotify is delivering events (the poll is then only a safety net)
@@ -326,7 +327,8 @@ class Tailer:
         topic = self.raw_events
         if self.raw_live is not None:
             lane = self.rt.lanes.choose(path, live)
-            self.rt.lanes.produced(path, lane)
+            assert prep.res.cursor is not None
+            self.rt.lanes.produced(path, lane, (prep.res.cursor.incarnation, prep.res.cursor.offset))
             topic = self.raw_live if lane is Lane.LIVE else self.raw_events
         pending = [await topic.send(key=key, value=prep.chunk)]
         for d, value in zip(prep.dead, prep.dead_values, strict=True):
@@ -539,4 +541,8 @@ def register(app: faust.App, rt: Runtime) -> Tailer:
             with contextlib.suppress(asyncio.CancelledError):
                 await tailer.watch()
 
+    if rt.topics.raw_inserted is not None:  # the sink is another process: its notices feed lanes and pacing
+        from agents import insert_notices
+
+        insert_notices.register(app, rt)
     return tailer

@@ -36,6 +36,7 @@ from faust.web import Request, Response, View
 from agents.runtime import Runtime
 from agents.tailer import Tailer
 from agents.web_guard import Guard
+from stream.config import Settings
 from stream.stack.rundir import RunDir
 from stream.stack.servers import is_loopback
 from stream.store.client import ClickHouse, ClickHouseError, QueryLimits, connect
@@ -203,7 +204,7 @@ def register(app: faust.App, rt: Runtime, *, tailer: Tailer | None = None, sessi
     @app.page("/ccstream/status/")
     class Status(View):
         async def get(self, request: Request) -> Response:
-            return self.json({
+            own = {
                 "host": rt.settings.host,
                 "roles": rt.settings.roles,
                 "uptime_s": round(time.time() - STARTED, 1),
@@ -214,4 +215,44 @@ def register(app: faust.App, rt: Runtime, *, tailer: Tailer | None = None, sessi
                 "draining": tailer.draining if tailer is not None else False,
                 "session_entries": _count(sessions_table),
                 **dataclasses.asdict(rt.stats),
-            })
+            }
+            if tailer is None and rt.settings.sink_apart:
+                return self.json(merge_split_status(own, await edge_status(rt.settings)))
+            return self.json(own)
+
+
+async def edge_status(settings: Settings) -> dict[str, Any] | None:
+    """The edge worker's status, asked by the sink worker of a split `up` at the address `up` recorded
+    (None: not split, or the edge not answering)."""
+    import aiohttp
+
+    from stream.analytics.sqlclient import worker_token
+
+    url = RunDir.of(settings).worker_info().get("edge_url")
+    if not url:
+        return None
+    try:
+        headers = {"Authorization": f"Bearer {worker_token(settings)}"}
+        async with (aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
+                    session.get(f"{url}/ccstream/status/", headers=headers) as r):
+            return dict(await r.json()) if r.status == 200 else None
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return None
+
+
+# what the edge of a split `up` knows better than its sink: the tailer's state and the lines it produced
+EDGE_FIELDS = ("followed_files", "lagging_files", "queued_requests", "pending_checkpoints", "agent_refs",
+               "draining", "session_entries", "chunks_produced", "records_produced", "bad_lines", "truncations",
+               "recreations", "refused_paths")
+
+
+def merge_split_status(sink: dict[str, Any], edge: dict[str, Any] | None) -> dict[str, Any]:
+    """One status for the two workers of a split `up`, as one worker with both roles would give it: the
+    edge's tailer figures, the sink's insert figures (pure)."""
+    out = dict(sink)
+    if edge is None:
+        out["edge"] = "not answering"
+        return out
+    out.update({k: edge[k] for k in EDGE_FIELDS if k in edge})
+    out["roles"] = sorted(set(sink.get("roles", [])) | set(edge.get("roles", [])))
+    return out

@@ -49,19 +49,36 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+WORKERS = ("worker", "sink", "edge")  # the Faust workers of `up`: one, or two when split
+
+
+def python_loop_s() -> float:
+    """This machine's speed today: seconds for 10M pure-Python additions (the same code's figures move
+    with it from one VM to the next, docs/benchmarks.md)."""
+    t = time.perf_counter()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    return time.perf_counter() - t
+
+
 class RssSampler(threading.Thread):
-    """Peak RSS of each named process, sampled every 0.2 s."""
+    """Peak RSS of each named process, and of the stack at once (what it holds together at its worst; the
+    per-process peaks come at different moments), sampled every 0.2 s."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         super().__init__(daemon=True)
         self.pids = pids
         self.peak: dict[str, int] = dict.fromkeys(pids, 0)
+        self.peak_sum = 0  # the processes but `up` itself, sampled together
         self.stop_event = threading.Event()
 
     def run(self) -> None:
         while not self.stop_event.wait(0.2):
-            for name, pid in self.pids.items():
-                self.peak[name] = max(self.peak[name], rss_kb(pid))
+            now = {name: rss_kb(pid) for name, pid in self.pids.items()}
+            for name, kb in now.items():
+                self.peak[name] = max(self.peak[name], kb)
+            self.peak_sum = max(self.peak_sum, sum(kb for name, kb in now.items() if name != "up"))
 
 
 class LiveProbe(threading.Thread):
@@ -215,6 +232,7 @@ def main(argv: list[str]) -> int:
     from tests.integration.upstack import UpStack
 
     cache, expected = cached_corpus(shape)
+    loop_s = python_loop_s()
     files = list((cache / "projects").rglob("*.jsonl"))
     size = sum(f.stat().st_size for f in files)
     print(f"corpus: {len(files):,} files, {size / 1e6:,.0f} MB, {expected:,} objects", flush=True)
@@ -268,22 +286,26 @@ def main(argv: list[str]) -> int:
     p50, p99 = quantile(live, 0.5), quantile(live, 0.99)
     i50, i99 = quantile(probe.to_ingested, 0.5), quantile(probe.to_ingested, 0.99)
     mb_s = size / 1e6 / ingest
-    peak_total = sum(v for k, v in sampler.peak.items() if k != "up")
+    peak_total = sampler.peak_sum
+    worker_cpu = sum(cpu.get(k, 0.0) for k in WORKERS)
+    split = "sink" in pids
     print(f"every object queryable after {ingest:.1f}s: {mb_s:.1f} MB/s, {rows / ingest:,.0f} rows/s; "
           f"peak RSS {json.dumps({k: v // 1024 for k, v in sampler.peak.items()})} MB; broker after "
           f"{broker_after // 1024} MB; tokens --by day {tokens_s:.2f}s"
           + (f"; ccusage daily {ccusage_s:.2f}s" if ccusage_s is not None else "")
           + f"; live append->queryable p50 {p50:.2f}s p99 {p99:.2f}s (n={len(live)}),"
           + f" append->ingested_at p50 {i50:.2f}s p99 {i99:.2f}s"
-          + f"; worker CPU {cpu.get('worker', 0) * 1000 / (size / 1e6):.0f} ms/MB"
+          + f"; workers' CPU {worker_cpu * 1000 / (size / 1e6):.0f} ms/MB; stack peak {peak_total // 1024} MB"
+          + f"; python loop {loop_s:.2f}s"
           + f"; CPU s {json.dumps({k: round(v, 1) for k, v in cpu.items()})}; load {load_before:.1f}/{load_after:.1f}")
     rss_rows = "\n".join(f"| peak RSS, {k} | {v / 1024:,.0f} MB |" for k, v in sorted(sampler.peak.items()))
     write_section("backfill", f"""## Backfill of a heavy user's history (`python -m benchmarks backfill`)
 
 `benchmarks/corpus_shape.py`: {shape.copies} copies of the fixture corpus with fresh ids and shifted days, plus
 {shape.long_sessions} long concatenated sessions: {len(files):,} files, {size / 1e6:,.0f} MB, {expected:,} objects.
-`ccstream up` on an empty data dir; the clock starts when the worker answers (start-up took
-{t_ready - t0:.1f} s).
+`ccstream up` on an empty data dir ({"the edge and the sink as two workers" if split else "one worker with both roles"});
+the clock starts when the workers answer (start-up took {t_ready - t0:.1f} s). This machine's speed at the
+start: 10M pure-Python additions in {loop_s:.2f} s.
 
 | figure | value |
 |---|---|
@@ -293,9 +315,9 @@ def main(argv: list[str]) -> int:
 | a line appended to a live session during the backfill → queryable, p50 / p99 (n={len(live)}) | {p50:.2f} s / {p99:.2f} s |
 | of which append → the sink builds its insert (`ingested_at`), p50 / p99 | {i50:.2f} s / {i99:.2f} s |
 | CPU during the backfill (user+system) | {", ".join(f"{k} {v:.1f} s" for k, v in sorted(cpu.items()) if v >= 0.1)} |
-| the worker's CPU per MB of transcripts (less sensitive to the machine's load than MB/s) | {cpu.get("worker", 0) * 1000 / (size / 1e6):.0f} ms/MB |
+| the workers' CPU per MB of transcripts (less sensitive to the machine's load than MB/s) | {worker_cpu * 1000 / (size / 1e6):.0f} ms/MB |
 | machine load average (1 min) before / after, other work included | {load_before:.1f} / {load_after:.1f} |
-| peak RSS, the stack's processes added | {peak_total / 1024:,.0f} MB |
+| peak RSS of the stack, its processes sampled together (`up` itself aside) | {peak_total / 1024:,.0f} MB |
 | broker RSS after the run | {broker_after / 1024:,.0f} MB |
 | `ccstream tokens --by day --json`, best of 3, wall | {tokens_s:.2f} s |
 | ccusage 20.0.24 `daily --json --offline`, best of 3 | {f"{ccusage_s:.2f} s" if ccusage_s is not None else "not on PATH"} |

@@ -90,6 +90,9 @@ class Settings:
     sql_max_result_rows: int = 5_000_000
     sql_max_result_bytes: int = 1024 * 1024 * 1024
     roles: list[str] = field(default_factory=lambda: ["edge", "sink"])
+    # `ccstream up` runs the edge role and the sink role as two worker processes (two GILs: the backfill
+    # is CPU-bound on one, docs/benchmarks.md); False: one worker with both roles
+    up_split: bool = True
     # the local broker's fetch wait (agents/fetch_wait.py): Tansu answers a fetch only when its wait ends, so
     # it is short while anything moves and long after `fetch_idle_after` quiet seconds (idle CPU)
     fetch_wait_ms: int = 50
@@ -146,8 +149,34 @@ class Settings:
 
     @property
     def topic_raw_live(self) -> str:
-        # only beside a sink on a local broker: live chunks, never queued behind a backfill (raw_lane.py)
-        return f"{self.topic_prefix}.{self.app_id}.raw-live"
+        # the embedded stack's own (one stack per local broker): the edge and the sink of a split `up` have
+        # app ids of their own and must still meet here
+        return f"{self.topic_prefix}.raw-live"
+
+    @property
+    def topic_raw_inserted(self) -> str:
+        """What the sink of a split `up` inserted, for its edge (stream/contract/insert_notice.py)."""
+        return f"{self.topic_prefix}.raw-inserted"
+
+    @property
+    def edge_app_id(self) -> str:
+        """The Faust app id of a split `up`'s edge worker: a consumer group and tables of its own."""
+        return f"{self.app_id}-edge"
+
+    @property
+    def both_roles(self) -> bool:
+        return {"edge", "sink"} <= set(self.roles)
+
+    @property
+    def live_lane(self) -> bool:
+        """raw-live and the lanes (stream/tail/raw_lane.py) exist on a local broker where the tailer and the
+        sink are one stack: one worker with both roles, or the edge and the sink workers of a split `up`."""
+        return self.broker_is_ephemeral and (self.both_roles or self.up_split)
+
+    @property
+    def sink_apart(self) -> bool:
+        """The tailer's sink is another process of the stack: it reports its inserts on raw-inserted."""
+        return self.live_lane and not self.both_roles
 
     @property
     def topic_dead_letters(self) -> str:

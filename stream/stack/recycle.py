@@ -34,11 +34,17 @@ def should_recycle(grown_mb: float, limit_mb: int, lag: int | None) -> bool:
     return limit_mb > 0 and grown_mb >= limit_mb and lag == 0
 
 
-def consumed_topics(settings: Settings) -> list[str]:
-    """Every topic the worker's consumer group reads (the changelogs are read only at recovery, from
-    offsets kept beside the tables, and are rebuilt on a fresh broker)."""
-    return [settings.topic_sessions, settings.topic_raw_events, settings.topic_raw_live, settings.topic_dead_letters,
-            settings.topic_otel, settings.topic_tail_requests, settings.topic_tail_live]
+def consumed_topics(settings: Settings) -> dict[str, list[str]]:
+    """Every topic each consumer group of the stack reads, by group: one worker's, or the sink's and the
+    edge's of a split `up` (the changelogs are read only at recovery, from offsets kept beside the tables,
+    and are rebuilt on a fresh broker)."""
+    sink = [settings.topic_sessions, settings.topic_raw_events, settings.topic_raw_live, settings.topic_dead_letters,
+            settings.topic_otel]
+    if not settings.up_split:
+        return {settings.app_id: [*sink, settings.topic_tail_requests, settings.topic_tail_live]}
+    edge = settings.with_overrides(app_id=settings.edge_app_id)
+    return {settings.app_id: sink, edge.app_id: [settings.topic_sessions, edge.topic_tail_requests,
+                                                  edge.topic_tail_live, settings.topic_raw_inserted]}
 
 
 def rss_mb(pid: int) -> float:
@@ -86,10 +92,13 @@ async def _lag(bootstrap: str, group: str, topics: Iterable[str]) -> int:
 
 
 def consumer_lag(settings: Settings, bootstrap: str, timeout: float = 15.0) -> int | None:
-    """Messages on the consumed topics that the worker's group has not committed (at least; 0 means none);
+    """Messages on the consumed topics that the stack's groups have not committed (at least; 0 means none);
     None when the broker did not answer in time."""
+    async def every_group() -> int:
+        return sum([await _lag(bootstrap, group, topics) for group, topics in consumed_topics(settings).items()])
+
     try:
-        return asyncio.run(asyncio.wait_for(_lag(bootstrap, settings.app_id, consumed_topics(settings)), timeout))
+        return asyncio.run(asyncio.wait_for(every_group(), timeout))
     except Exception:  # the broker busy, restarting, or refusing: ask again next time
         return None
 

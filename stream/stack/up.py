@@ -1,7 +1,9 @@
 """`ccstream up`: the whole pipeline on one machine, on loopback.
 
 Starts a Redis server (unless CCSTREAM_REDIS_URL names one), the Tansu broker (unless CCSTREAM_KAFKA_BOOTSTRAP
-is set), the bridge, and one Faust worker with both roles and chDB in the data dir. Ctrl-C stops them all;
+is set), the bridge, and the Faust workers: the sink (chDB in the data dir, the SQL API, the dashboard) and
+the edge (the tailer), two processes so that each has a core's worth of GIL (`up_split`; one worker with
+both roles otherwise). Ctrl-C stops them all;
 children also die with this process (PR_SET_PDEATHSIG), so nothing is left behind and a second `up` works.
 
 The local broker keeps messages in memory only, so it is transport, not storage: on every start the worker
@@ -78,7 +80,8 @@ class Stack:
         self.worker: Child | None = None
         self.broker: TansuBroker | None = None  # the embedded one, when `up` started it
         self.login_url: str | None = None
-        self.web_url: str | None = None
+        self.web_url: str | None = None  # the sink's (SQL, dashboard)
+        self.edge_url: str | None = None  # the tailer's (drain): the same worker unless split
 
     def say(self, msg: str) -> None:
         print(msg, file=self.out, flush=True)
@@ -139,20 +142,41 @@ class Stack:
         bridge = Child("bridge", [*exe, "bridge"], logs / "bridge.log", env)
         bridge.start()
         self.procs.append(bridge)
-        worker = Child("worker", [*exe, "worker"], logs / "worker.log", env, port=self.web_port)
-        worker.start()
-        self.procs.append(worker)
-        self.worker = worker
-        worker.wait_ready(timeout=120)
         host = s.web_host if s.web_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         web_url = self.web_url = f"http://{'[' + host + ']' if ':' in host else host}:{self.web_port}"
-        run.record_worker(
-            {"pid": worker.pid, "bridge_pid": bridge.pid, "web_url": web_url,
-             "redis_url": strip_password(self.redis_url or ""),
-             "children": {p.name: p.pid for p in self.procs},
-             "kafka_bootstrap": self.bootstrap, "started_at": time.time()})
+        info = {"bridge_pid": bridge.pid, "web_url": web_url, "redis_url": strip_password(self.redis_url or ""),
+                "kafka_bootstrap": self.bootstrap, "started_at": time.time()}
+        if s.up_split:
+            # two GILs: the sink (chDB, the SQL API, the dashboard) at web_url, then the edge (tailer, OTLP,
+            # drain), which reads its file checkpoints through the sink (agents/checkpoints.py), so the
+            # sink's address is recorded first
+            worker = Child("sink", [*exe, "sink"], logs / "sink.log", env, port=self.web_port)
+            worker.start()
+            self.procs.append(worker)
+            worker.wait_ready(timeout=120)
+            run.record_worker({**info, "pid": worker.pid, "children": {p.name: p.pid for p in self.procs}})
+            edge_port = free_port(s.web_host)
+            edge_url = self.edge_url = f"http://{'[' + host + ']' if ':' in host else host}:{edge_port}"
+            edge = Child("edge", [*exe, "worker", "--roles", "edge"], logs / "edge.log",
+                         dict(env, CCSTREAM_APP_ID=s.edge_app_id, CCSTREAM_WEB_PORT=str(edge_port)), port=edge_port)
+            edge.start()
+            self.procs.append(edge)
+            edge.wait_ready(timeout=120)
+            info.update(edge_url=edge_url, edge_pid=edge.pid)
+        else:
+            worker = Child("worker", [*exe, "worker"], logs / "worker.log", env, port=self.web_port)
+            worker.start()
+            self.procs.append(worker)
+            worker.wait_ready(timeout=120)
+            self.edge_url = web_url
+        self.worker = worker
+        run.record_worker({**info, "pid": worker.pid, "children": {p.name: p.pid for p in self.procs}})
         self.login_url = f"{web_url}/ccstream/?login={login}"
-        self.say(f"  worker    pid {worker.pid}, {web_url} (log {logs / 'worker.log'})")
+        if s.up_split:
+            self.say(f"  sink      pid {worker.pid}, {web_url} (log {logs / 'sink.log'})")
+            self.say(f"  edge      pid {edge.pid}, {self.edge_url} (log {logs / 'edge.log'})")
+        else:
+            self.say(f"  worker    pid {worker.pid}, {web_url} (log {logs / 'worker.log'})")
         self.say(f"  dashboard {self.login_url}")
         self.say(f"            (a one-time link: it logs this browser in; API token in {run.path / 'api.token'})")
         self.say(f"  bridge    pid {bridge.pid} (log {logs / 'bridge.log'})")
@@ -215,7 +239,7 @@ def up(settings: Settings, out: IO[str] = sys.stdout) -> int:
             dead = None
             watch = ImportWatch(settings, out)
             recycler = Recycler(settings, stack.broker.pid if stack.broker else None, stack.bootstrap,
-                                drain=functools.partial(drain_worker, settings, stack.web_url))
+                                drain=functools.partial(drain_worker, settings, stack.edge_url))
             recycle = False
             while not stopping:
                 time.sleep(0.2)
@@ -255,8 +279,9 @@ def up(settings: Settings, out: IO[str] = sys.stdout) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="ccstream up",
-        description="Run the whole pipeline on this machine: Redis, the Tansu broker, the bridge and one Faust "
-                    "worker with ClickHouse embedded (chDB). Ingests every transcript under the Claude Code "
+        description="Run the whole pipeline on this machine: Redis, the Tansu broker, the bridge and two Faust "
+                    "workers, the edge (the tailer) and the sink with ClickHouse embedded (chDB); "
+                    "CCSTREAM_UP_SPLIT=0 runs one worker with both roles. Ingests every transcript under the Claude Code "
                     "roots (CLAUDE_CONFIG_DIR or ~/.claude, projects/) and keeps following them. "
                     "Data goes to CCSTREAM_DATA_DIR (default ~/.ccstream).")
     p.add_argument("--data-dir", type=Path, help="where ccstream keeps its state (default ~/.ccstream)")

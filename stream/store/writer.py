@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import namedtuple
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -127,6 +127,17 @@ def checkpoint_row(chunk: RawChunk, now_ms: int) -> CheckpointRow:
                          chunk.end_offset, chunk.end_line, now_ms)
 
 
+# where ClickHouse holds each file of a host up to (the sink's store, or through a split `up`'s sink worker)
+FILE_CHECKPOINTS_SQL = ("SELECT file_path, incarnation, fingerprint, end_offset, end_line "
+                        "FROM file_checkpoints FINAL WHERE host = {host:String}")
+
+
+def checkpoints_of(rows: Iterable[Sequence[Any]]) -> dict[str, Checkpoint]:
+    """path -> Checkpoint of FILE_CHECKPOINTS_SQL's rows (as tuples in its column order)."""
+    return {str(path): Checkpoint(str(path), int(inc), str(fp), int(off), int(line))
+            for path, inc, fp, off, line in rows}
+
+
 class TraceWriter:
     def __init__(self, ch: ClickHouse, redactor: Redactor | None = None,
                  clock: Callable[[], datetime] | None = None, extract_in_clickhouse: bool = True) -> None:
@@ -226,10 +237,8 @@ class TraceWriter:
     def file_checkpoints(self, host: str) -> dict[str, Checkpoint]:
         """path → where ClickHouse holds each file of `host` up to: the newest incarnation at its furthest
         offset (FINAL collapses the per-chunk rows by their version incarnation * 2^40 + end_offset)."""
-        rows = self.ch.query_rows(
-            "SELECT file_path, incarnation, fingerprint, end_offset, end_line "
-            "FROM file_checkpoints FINAL WHERE host = {host:String}", {"host": host})
-        return {path: Checkpoint(path, int(inc), fp, int(off), int(line)) for path, inc, fp, off, line in rows}
+        rows = self.ch.query_rows(FILE_CHECKPOINTS_SQL, {"host": host})
+        return checkpoints_of(rows)
 
     # ---- rows --------------------------------------------------------------------------------------------
     def _redact(self, data: bytes) -> bytes:

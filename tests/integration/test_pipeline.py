@@ -164,6 +164,48 @@ def test_worker_killed_mid_ingest_then_restarted_loses_and_repeats_nothing(
         assert stack.stop() == 0, stack.logs()
 
 
+def test_the_edge_worker_killed_mid_ingest_up_restarts_the_stack_and_every_row_lands_once(
+        tmp_path: Path, corpus: Path) -> None:
+    """Fed: the corpus into a split `up` (edge and sink workers), the edge SIGKILLed mid-ingest, `up` left to
+    itself. Expected: `up` says the edge exited and restarts the stack; the new edge reads its checkpoints
+    through the new sink, and every object lands once (no dead letter), with the edge's status merged into
+    the sink's."""
+    stack = UpStack(tmp_path, {"CCSTREAM_READ_CHUNK_BYTES": "65536", "CCSTREAM_SINK_BATCH_MESSAGES": "4"})
+    stack.copy_corpus(corpus)
+    stack.start()
+    try:
+        first = stack.worker_info()
+        assert set(first["children"]) >= {"sink", "edge", "bridge"} and first["edge_url"] != first["web_url"]
+        stack.wait_for(lambda: stack.scalar("SELECT count() AS n FROM claude_raw_traces") > 2000, 120,
+                       "the first rows")
+        partial = stack.scalar("SELECT count() AS n FROM claude_raw_traces FINAL")
+        os.kill(first["edge_pid"], signal.SIGKILL)
+        assert partial < EXPECTED_ROWS, "the ingest finished before the kill: the test proves nothing"
+        stack.wait_for(lambda: "edge exited unexpectedly" in stack.log_path.read_text(errors="replace"), 60,
+                       "up to see the edge gone")
+
+        def new_edge() -> bool:
+            try:
+                return stack.worker_info().get("edge_pid") not in (None, first["edge_pid"])
+            except (OSError, ValueError):  # worker.json is cleared while the stack restarts
+                return False
+
+        stack.wait_for(new_edge, 120, "a new edge")
+        stack.wait_for(lambda: stack.scalar("SELECT count() AS n FROM claude_raw_traces FINAL") >= EXPECTED_ROWS,
+                       240, f"{EXPECTED_ROWS} rows after the restart")
+        time.sleep(2)
+        assert stack.scalar("SELECT count() AS n FROM claude_raw_traces FINAL") == EXPECTED_ROWS
+        assert stack.scalar("SELECT uniqExact(file_id, incarnation, byte_offset) AS n "
+                            "FROM claude_raw_traces FINAL") == EXPECTED_ROWS
+        assert stack.scalar("SELECT count() AS n FROM dead_letters FINAL") == 0
+        status = stack.status()
+        # one view of the two workers: the tailer's figures come from the edge (the sink has none of its own)
+        assert status["roles"] == ["edge", "sink"] and "edge" not in status and status["rows_inserted"] > 0
+        assert status["followed_files"] + len(status["lagging_files"]) + status["records_produced"] > 0
+    finally:
+        assert stack.stop() == 0, stack.logs()
+
+
 def test_secrets_are_redacted_before_a_line_leaves_the_edge(stack: UpStack) -> None:
     """Fed: a transcript line whose tool output printed an .env file with an Anthropic key and a database URL
     with a password. Expected: the Kafka message and the stored raw line carry markers instead of the

@@ -6,9 +6,12 @@ Every attack tries to make chDB write a file (``INSERT INTO FUNCTION file(...)``
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import http.server
+import ipaddress
 import json
+import os
 import socket
 import stat
 import subprocess
@@ -40,8 +43,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpStack]:
         s.stop()
 
 
-def _port(stack: UpStack) -> int:
-    return int(str(stack.worker_info()["web_url"]).rsplit(":", 1)[1])
+def _port(stack: UpStack, which: str = "web_url") -> int:
+    """The sink's port (web_url: SQL, dashboard, status), or the edge's (edge_url: the drain)."""
+    return int(str(stack.worker_info()[which]).rsplit(":", 1)[1])
 
 
 def _token(stack: UpStack) -> str:
@@ -51,8 +55,8 @@ def _token(stack: UpStack) -> str:
 
 
 def request(stack: UpStack, method: str, path: str, body: bytes | None = None,
-            headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", _port(stack), timeout=60)
+            headers: dict[str, str] | None = None, which: str = "web_url") -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", _port(stack, which), timeout=60)
     try:
         conn.request(method, path, body=body, headers=headers or {})
         resp = conn.getresponse()
@@ -92,6 +96,39 @@ def test_secret_files_are_0600(stack: UpStack) -> None:
         assert password not in cmdline and _token(stack) not in cmdline
 
 
+def listening(pid: int) -> list[str]:
+    """The local addresses `pid` listens on (TCP, v4 and v6), from /proc: its socket inodes, then the
+    LISTEN rows (state 0A) of /proc/net/tcp{,6} that own them."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    out = []
+    for table in ("tcp", "tcp6"):
+        for row in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            cols = row.split()
+            if cols[3] != "0A" or cols[9] not in inodes:
+                continue
+            host_hex, port_hex = cols[1].split(":")
+            raw = bytes.fromhex(host_hex)
+            # /proc prints each 32-bit word in host (little-endian) order
+            addr = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            out.append(f"{ipaddress.ip_address(addr)}:{int(port_hex, 16)}")
+    return out
+
+
+def test_every_port_of_the_stack_listens_on_loopback_only(stack: UpStack) -> None:
+    """Fed: the running split stack. Expected: each of its processes (Redis, Tansu, bridge, sink, edge) that
+    listens does so on 127.0.0.1 or ::1 only, and the two workers' web ports are among them."""
+    children = RunDir(stack.data_dir / "run").worker_info()["children"]
+    seen = {name: listening(pid) for name, pid in children.items()}
+    assert all(ipaddress.ip_address(a.rsplit(":", 1)[0]).is_loopback for addrs in seen.values() for a in addrs), seen
+    assert f"127.0.0.1:{_port(stack)}" in seen["sink"] and f"127.0.0.1:{_port(stack, 'edge_url')}" in seen["edge"]
+    assert seen["redis-server"] and seen["tansu"], seen
+
+
 def test_tokenless_requests_get_nothing_and_write_nothing(stack: UpStack, tmp_path: Path) -> None:
     before = tables(stack)
     target = tmp_path / "pwned.txt"
@@ -114,9 +151,10 @@ def test_tokenless_requests_get_nothing_and_write_nothing(stack: UpStack, tmp_pa
             assert got == status, (headers, got, body)
             assert not any(h.startswith("access-control-") for h in resp_headers), resp_headers
             assert b"pwned" not in body and hostname.encode() not in body
-    for path in ("/ccstream/status/", "/ccstream/debug/tasks/", "/router/", "/graph/", "/stats/", "/"):
-        got, _, body = request(stack, "GET", path)
-        assert got == 401, (path, got, body)
+    for which in ("web_url", "edge_url"):  # the sink's port and the edge's: one guard on both
+        for path in ("/ccstream/status/", "/ccstream/debug/tasks/", "/router/", "/graph/", "/stats/", "/"):
+            got, _, body = request(stack, "GET", path, which=which)
+            assert got == 401, (which, path, got, body)
     got, _, body = request(stack, "GET", "/ccstream/health/")
     assert got == 200 and json.loads(body) == {"ok": True}  # open, and says nothing about the data
     assert not target.exists()
@@ -316,14 +354,17 @@ def test_a_page_on_another_origin_in_a_real_browser_cannot_write(stack: UpStack,
 
 
 def test_the_drain_needs_the_token_and_stops_history_until_resumed(stack: UpStack, tmp_path: Path) -> None:
+    """The drain is the edge worker's (it has the tailer), behind the same guard as the sink's API; the
+    sink's status shows it (the split stack's one status)."""
     body = json.dumps({"draining": True}).encode()
     for headers, status in [({"Content-Type": "application/json"}, 401),
                             ({"Origin": "http://evil.example", "Content-Type": "text/plain"}, 403)]:
-        got, _, answer = request(stack, "POST", "/ccstream/drain/", body, headers)
+        got, _, answer = request(stack, "POST", "/ccstream/drain/", body, headers, which="edge_url")
         assert got == status, (headers, got, answer)
     auth = {"Authorization": f"Bearer {_token(stack)}", "Content-Type": "application/json"}
-    assert request(stack, "POST", "/ccstream/drain/", b'{"draining": "yes"}', auth)[0] == 400
-    got, _, answer = request(stack, "POST", "/ccstream/drain/", body, auth)
+    assert request(stack, "POST", "/ccstream/drain/", b'{"draining": "yes"}', auth, which="edge_url")[0] == 400
+    assert request(stack, "POST", "/ccstream/drain/", body, auth)[0] == 404  # the sink has no tailer
+    got, _, answer = request(stack, "POST", "/ccstream/drain/", body, auth, which="edge_url")
     assert got == 200 and json.loads(answer) == {"draining": True}
     try:
         # fed while draining: a folder moved in (history, stream/tail/inotify.py) with one line
@@ -340,6 +381,7 @@ def test_the_drain_needs_the_token_and_stops_history_until_resumed(stack: UpStac
         assert stack.scalar(rows) == 0  # nothing read while history is stopped
         assert json.loads(request(stack, "GET", "/ccstream/status/", headers=auth)[2])["draining"] is True
     finally:
-        got, _, answer = request(stack, "POST", "/ccstream/drain/", json.dumps({"draining": False}).encode(), auth)
+        got, _, answer = request(stack, "POST", "/ccstream/drain/", json.dumps({"draining": False}).encode(), auth,
+                                 which="edge_url")
     assert got == 200 and json.loads(answer) == {"draining": False}
     stack.wait_for(lambda: stack.scalar(rows) == 1, 60, "the drained file, read by the next scan")

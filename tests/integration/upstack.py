@@ -60,7 +60,10 @@ class UpStack:
         self.proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "up"], env=self.env, cwd=REPO,
                                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
-        self.wait_for(lambda: (self.data_dir / "run" / "worker.json").exists(), timeout, "worker.json")
+        # a split stack records its sink first (the edge reads its checkpoints there), then both
+        self.wait_for(lambda: (self.data_dir / "run" / "worker.json").exists()
+                      and ("edge_pid" in self.worker_info() or "worker" in self.worker_info().get("children", {})),
+                      timeout, "worker.json")
         self.wait_for(self._answers, timeout, "the worker's SQL endpoint")
 
     def _answers(self) -> bool:

@@ -63,3 +63,22 @@ def test_runtime_without_a_store_says_so() -> None:
     assert rt.ch is None
     with pytest.raises(NoStore):
         rt.writer  # noqa: B018
+
+
+def test_a_split_stack_declares_the_live_lane_on_both_sides_and_the_notices(tmp_path: Path) -> None:
+    """Fed: the embedded stack's settings, one worker, then a split `up`'s sink and edge. Expected: raw-live
+    on all three, with one name; raw-inserted only across two processes; the split edge reads its
+    checkpoints through the sink (no store of its own)."""
+    from agents.checkpoints import SinkCheckpoints
+
+    one = _settings(tmp_path, up_split=False)
+    sink = _settings(tmp_path, roles=["sink"])
+    edge = _settings(tmp_path, roles=["edge"], app_id=sink.edge_app_id)
+    assert one.live_lane and sink.live_lane and edge.live_lane
+    assert (one.sink_apart, sink.sink_apart, edge.sink_apart) == (False, True, True)
+    assert edge.topic_raw_live == sink.topic_raw_live == "ccstream.raw-live"
+    edge_app = create_app(edge)
+    assert [type(c) for c in edge_app._children] == [FetchWaitCap, SinkCheckpoints]
+    names = {t for agent in edge_app.agents.values() for t in agent.channel.topics}
+    assert sink.topic_raw_inserted in names
+    assert not _settings(tmp_path, broker_is_ephemeral=False, roles=["sink"]).live_lane  # a team sink

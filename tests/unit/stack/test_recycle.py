@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from stream.config import Settings
@@ -21,11 +23,26 @@ def test_recycle_only_over_the_limit_with_nothing_uncommitted(grown: float, limi
     assert should_recycle(grown, limit, lag) is want
 
 
-def test_every_topic_the_worker_consumes_is_checked() -> None:
-    s = Settings()
-    assert set(consumed_topics(s)) == {s.topic_sessions, s.topic_raw_events, s.topic_raw_live,
-                                       s.topic_dead_letters, s.topic_otel, s.topic_tail_requests,
-                                       s.topic_tail_live}
+def subscribed(settings: Settings) -> set[str]:
+    """The topics the agents of a worker with these settings read (the app built, nothing connected)."""
+    from agents.app import create_app
+
+    app = create_app(settings)
+    return {t for agent in app.agents.values() for t in agent.channel.topics}
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_every_topic_the_stack_consumes_is_checked_for_its_group(tmp_path: Path, split: bool) -> None:
+    """Fed: the embedded stack's settings, one worker or split. Expected: each consumer group's topics are
+    exactly what the agents of its worker subscribe to (a topic left out would be recycled unread)."""
+    s = Settings(data_dir=tmp_path, broker_is_ephemeral=True, up_split=split, kafka_bootstrap="127.0.0.1:1")
+    if split:
+        want = {s.app_id: subscribed(s.with_overrides(roles=["sink"])),
+                s.edge_app_id: subscribed(s.with_overrides(roles=["edge"], app_id=s.edge_app_id))}
+    else:
+        want = {s.app_id: subscribed(s)}
+    assert {g: set(ts) for g, ts in consumed_topics(s).items()} == want
+    assert s.topic_raw_live in want[s.app_id]
 
 
 class Clock:

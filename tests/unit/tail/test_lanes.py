@@ -181,14 +181,21 @@ def test_a_live_chunk_takes_raw_live_unless_its_file_is_in_flight_on_history(tmp
     live_topic = RecordingTopic()
     tailer.raw_live = live_topic  # type: ignore[assignment]
     asyncio.run(tailer.handle(TailRequest(str(f), reason=RequestReason.SCAN)))
-    assert len(rt.topics.raw_events.sent) == 1 and rt.lanes.in_flight(str(f)) == 1
+    assert len(rt.topics.raw_events.sent) == 1 and rt.lanes.in_flight(str(f))
     with f.open("ab") as fh:
         fh.write(b'{"type":"user","n":2}\n')
     asyncio.run(tailer.handle(TailRequest(str(f), reason=RequestReason.INOTIFY)))
     assert len(rt.topics.raw_events.sent) == 2 and live_topic.sent == []  # behind its history chunk
-    rt.lanes.inserted([str(f), str(f)])  # the sink inserted both
+    sent = [RawChunk.decode(value) for _key, value in rt.topics.raw_events.sent]
+    rt.lanes.inserted([(c.path, (c.incarnation, c.end_offset)) for c in sent[:1]])  # the first only
     with f.open("ab") as fh:
         fh.write(b'{"type":"user","n":3}\n')
     asyncio.run(tailer.handle(TailRequest(str(f), reason=RequestReason.INOTIFY)))
+    assert len(rt.topics.raw_events.sent) == 3 and live_topic.sent == []  # still behind the second
+    sent = [RawChunk.decode(value) for _key, value in rt.topics.raw_events.sent]
+    rt.lanes.inserted([(c.path, (c.incarnation, c.end_offset)) for c in sent])  # the sink inserted all
+    with f.open("ab") as fh:
+        fh.write(b'{"type":"user","n":4}\n')
+    asyncio.run(tailer.handle(TailRequest(str(f), reason=RequestReason.INOTIFY)))
     assert len(live_topic.sent) == 1 and [r.raw for r in RawChunk.decode(live_topic.sent[0][1]).records()] == [
-        b'{"type":"user","n":3}']
+        b'{"type":"user","n":4}']
