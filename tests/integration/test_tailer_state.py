@@ -66,9 +66,12 @@ class Stack:
                          "topic_prefix": f"st{tag}", "partial_line_quiet": "1.0", **extra}
         # worker: where rows are queried (sink role); edge: where the tailer's state is (the same process
         # unless split, when the edge runs alone so its RSS is the tailer's and not chDB's)
+        # split: the team layout (every chunk on raw-events, no lanes), not a split `up` (up_split): its live
+        # lane inserts a chunk at a time, and 20,000 live reads at once are not what this test measures
+        apart = {**self.settings, "up_split": "0"}
         self.worker = CcstreamProcess("worker", base / "worker",
-                                      {**self.settings, "roles": "sink"} if split else self.settings)
-        self.edge = (CcstreamProcess("worker", base / "edge", {**self.settings, "roles": "edge",
+                                      {**apart, "roles": "sink"} if split else self.settings)
+        self.edge = (CcstreamProcess("worker", base / "edge", {**apart, "roles": "edge",
                                                                 "app_id": f"edge-{tag}"})
                      if split else self.worker)
         self.bridge = CcstreamProcess("bridge", base / "bridge", self.settings, web=False)
