@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["ingest", "hook_latency", "sink_throughput", "sink_extraction", "tail_latency", "query_tokens", "backfill", "broker_memory", "split_roles", "idle", "redaction_speed"]
+BENCHMARKS = ["ingest", "hook_latency", "sink_throughput", "sink_extraction", "tail_latency", "query_tokens", "backfill", "broker_memory", "idle", "redaction_speed"]
 
 
 def main(argv: list[str]) -> int:

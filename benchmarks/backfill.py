@@ -197,16 +197,33 @@ What the profiles showed, 2026-12-03 (py-spy 50 Hz `--threads`, and per-thread C
   14 s of a 71 s run), with no agent queue full and no wait on the producer buffer (timed in Faust's pure
   Python conductor, NO_CYTHON=1). The loop's turns are long while the GIL is busy: an asyncio.sleep(0.05)
   overslept by 100-350 ms 45 times a minute. Two history read threads instead of eight changed nothing.
-  The edge and the sink as two processes on one Tansu (`python -m benchmarks split_roles`, without the
-  pacing and the live lane) took this corpus in 34.9-38.6 s, 28-31 MB/s, against 50-66 s for `up` on the same
+  The edge and the sink as two processes on one Tansu (a benchmark of its own then, without the pacing
+  and the live lane) took this corpus in 34.9-38.6 s, 28-31 MB/s, against 50-66 s for `up` on the same
   machine: the split is the lever for both the throughput and the live targets.
+- 2026-12-04, evening, a machine 3x slower again (10M Python additions in 1.2-1.4 s; ccusage 4.7-5.4 s
+  against 1.40 s the day before): `up` now runs the edge and the sink as two workers (`up_split`). Back to
+  back on this machine: split 162.7 s against one worker 205.1 s (1.26x); live p50 0.69 s / p99 4.83 s
+  against 8.89 s / 16.0 s; the stack's peak RSS, sampled together, 1,765 MB against 1,739 MB (the sink
+  1,388 MB, the edge 184 MB). Earlier split runs: 85.8 and 96.7 s (then the machine was 2x, not 3x,
+  slower: one worker 110.7 s), live p99 1.51-4.0 s. Scaled by ccusage's time, 162.7 s is ~42 s on the
+  day before's machine: ~26 MB/s, not 40. The two cores are busy: the sink used 1.0 core (its event loop
+  and chDB's threads), the edge 0.6, Tansu 0.14. py-spy on the sink (4,646 samples over 40 s): chDB's
+  `Connection.query` 1,847 (inserts 1,637, the SQL API's queries 455: the benchmark's own count() poll
+  at 4 Hz, now 1 Hz, and the progress display's look every 2 s), `extract_row` and its helpers 1,003, Kafka's
+  zstd decode 282; on the edge (3,430): `redact_many` 702, zstd encode 345, framing 207, file reads 303.
+  `up` itself used 17.2 s of CPU: its progress display walked the roots with Path.rglob and a stat per
+  file every 2 s (170-260 ms for 3,216 files); one os.scandir walk takes 45 ms (6.4 s of CPU in the next
+  run). The sink's RSS is 260 MB of mapped files (chDB's library) and 240-900 MB of anonymous memory that
+  rises and falls with each batch. zstd costs 5.4 ms/MB to encode and 2.0 to decode (7.4 of the 237 CPU
+  ms/MB): not the lever; nor ZSTD(3) on the raw column against ZSTD(1) (5.4 against 4.3 ms/MB).
 - the broker: Tansu keeps every message (~210 MB after this run). Deleting the raw topic under a running
   worker would lose rows: Faust drops messages whose offset is below the partition's read offset
   (faust/transport/consumer.py), and a recreated topic numbers from 0; DeleteRecords panics in Tansu's
   memory engine. So `up` recycles the stack once the broker has grown by `broker_recycle_mb` (256 MB) and
-  the worker has committed all it holds (stream/stack/recycle.py; tests/integration/test_recycle.py
-  recycles mid-import and lands every row exactly once; `python -m benchmarks broker_memory` passes
-  10.9 GB through one `up`: 6 recycles, the broker's peak 208-396 MB). This run stays under the limit.
+  the workers have committed all they hold (stream/stack/recycle.py; tests/integration/test_recycle.py
+  recycles mid-import and lands every row exactly once; `python -m benchmarks broker_memory` passed
+  10.9 GB through one `up`, one worker then: 6 recycles, the broker's peak 208-396 MB). This run stays
+  under the limit.
 """
 
 
@@ -260,7 +277,7 @@ def main(argv: list[str]) -> int:
             stack.wait_for(lambda: stack.scalar(f"SELECT count() AS n FROM claude_raw_traces WHERE {history}")
                            >= expected and stack.scalar("SELECT count() AS n FROM claude_raw_traces FINAL "
                                                         f"WHERE {history}") >= expected,
-                           3600, "every object")
+                           3600, "every object", every=1.0)  # 1 s: the poll's queries load the sink it times
             t_done = time.monotonic()
             probe.stop_event.set()
             probe.join()

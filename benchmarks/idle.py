@@ -110,6 +110,12 @@ the tailer now reads inotify on the event loop (stream/tail/inotify.py), which r
 What is left: the worker's main loop ~0.4 %, its Kafka consumer thread ~0.3 %, and Tansu, 0.4-1.0 % for a
 fetch every 1.5 s and a heartbeat every 2 s (strace: nothing else reaches it).
 
+Since `up` runs the edge and the sink as two workers (`up_split`, for the backfill), an idle stack has two
+Faust workers and two consumer groups fetching from Tansu. Back to back on 2026-12-04, on a machine 3x
+slower than the one of the figures above (10M Python additions in 1.3 s): split 3.9 % (Tansu 1.7, the sink
+1.1, the edge 0.8), one worker (`CCSTREAM_UP_SPLIT=0`) 2.3 % (Tansu 0.8, the worker 1.3). The split costs
+~1.6 % of a core while idle; the target of 2 % is not met split on this machine.
+
 | process | {head} | RSS |
 |---|{"---:|" * len(phases)}---:|
 {rows}

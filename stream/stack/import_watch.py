@@ -11,6 +11,7 @@ when it is done.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -22,12 +23,24 @@ LATER_IMPORT_FILES = 3  # a later backlog of at least this many files is worth a
 
 
 def sizes_on_disk(roots: list[Path]) -> dict[str, int]:
+    """path -> size of every transcript under the roots. One os.scandir walk (symlinked folders not
+    entered, as the tailer's scans): it runs every `interval` seconds in `up`, and Path.rglob with a stat
+    per file took 4x as long (170-260 ms against 45 ms for 3,216 files here)."""
     out: dict[str, int] = {}
     for root in roots:
-        with contextlib.suppress(OSError):
-            for path in root.rglob("*.jsonl"):
-                with contextlib.suppress(OSError):
-                    out[str(path)] = path.stat().st_size
+        folders = [str(root)]
+        while folders:
+            try:
+                entries = os.scandir(folders.pop())
+            except OSError:
+                continue
+            with entries:
+                for entry in entries:
+                    with contextlib.suppress(OSError):
+                        if entry.is_dir(follow_symlinks=False):
+                            folders.append(entry.path)
+                        elif entry.name.endswith(".jsonl"):
+                            out[entry.path] = entry.stat().st_size
     return out
 
 

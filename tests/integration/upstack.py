@@ -93,7 +93,7 @@ class UpStack:
         rows = self.query(sql)
         return next(iter(rows[0].values()))
 
-    def wait_for(self, cond: Callable[[], bool], timeout: float, what: str) -> None:
+    def wait_for(self, cond: Callable[[], bool], timeout: float, what: str, every: float = 0.25) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
@@ -104,7 +104,7 @@ class UpStack:
                     return
             except QueryError:
                 pass
-            time.sleep(0.25)
+            time.sleep(every)
         raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n" + self.logs())
 
     def logs(self, lines: int = 60) -> str:
