@@ -28,21 +28,16 @@ class SinkUnavailable(RuntimeError):
     pass
 
 
-def fetch_checkpoints(settings: Settings, timeout: float = 60.0) -> dict[str, Checkpoint] | None:
+def fetch_checkpoints(settings: Settings) -> dict[str, Checkpoint] | None:
     """This host's checkpoints through the running sink's SQL API; None when no `up` records a sink."""
-    from stream.analytics.sqlclient import post_json, worker_token
+    from stream.analytics.sqlclient import query_worker
     from stream.stack.rundir import RunDir
     from stream.store.writer import FILE_CHECKPOINTS_SQL, checkpoints_of
 
     url = RunDir.of(settings).worker_url()
     if url is None:
         return None
-    body = json.dumps({"sql": FILE_CHECKPOINTS_SQL, "parameters": {"host": settings.host},
-                       "format": "JSONCompactEachRow"}).encode()
-    status, answer = post_json(url, "/ccstream/sql/", body, {"Authorization": f"Bearer {worker_token(settings)}"},
-                               timeout=timeout)
-    if status != 200:
-        raise SinkUnavailable(f"the sink at {url} answered {status}: {answer[:300]!r}")
+    answer = query_worker(settings, url, FILE_CHECKPOINTS_SQL, "JSONCompactEachRow", {"host": settings.host})
     return checkpoints_of(json.loads(line) for line in answer.splitlines() if line.strip())
 
 
@@ -55,13 +50,15 @@ class SinkCheckpoints(Service):
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
+        from stream.analytics.sqlclient import QueryError
+
         loop = asyncio.get_running_loop()
         deadline = loop.time() + WAIT_SECONDS
         while True:
             try:
                 got = await asyncio.to_thread(fetch_checkpoints, self.settings)
                 break
-            except (OSError, SinkUnavailable, ValueError) as exc:
+            except (QueryError, ValueError) as exc:
                 if loop.time() > deadline:
                     raise SinkUnavailable(f"no file checkpoints from the sink worker within {WAIT_SECONDS:.0f}s "
                                           f"({exc}); not reading any file from the start") from exc

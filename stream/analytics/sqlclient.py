@@ -114,6 +114,26 @@ def _parse_response(data: bytes) -> tuple[int, bytes]:
     return int(status_line[1]), rest
 
 
+def query_worker(settings: Settings, url: str, sql: str, fmt: str = "JSONEachRow",
+                 parameters: dict[str, Any] | None = None, *, write: bool = False) -> bytes:
+    """The query's output from the worker's SQL API at `url`, with the owner's token; QueryError when it
+    does not answer or refuses the query."""
+    body = json.dumps({"sql": sql, "format": fmt, "parameters": parameters or {}, "write": write}).encode()
+    try:
+        status, answer = post_json(url, "/ccstream/sql/", body, {"Authorization": f"Bearer {worker_token(settings)}"},
+                                   timeout=settings.sql_max_seconds + 60)
+    except OSError as exc:
+        reason = exc if isinstance(exc, HttpError) else (exc.strerror or type(exc).__name__)
+        raise QueryError(f"ccstream up is running but its worker at {url} does not answer ({reason}); "
+                         "it may still be starting: try again in a few seconds") from None
+    if status != 200:
+        detail = answer.decode(errors="replace")
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            detail = json.loads(detail)["error"]
+        raise QueryError(detail)
+    return answer
+
+
 def run_formatted(settings: Settings, sql: str, fmt: str = "JSONEachRow",
                   parameters: dict[str, Any] | None = None, *, write: bool = False) -> bytes:
     """The query's output in a ClickHouse format, from wherever the store is. Read-only unless `write`;
@@ -121,20 +141,7 @@ def run_formatted(settings: Settings, sql: str, fmt: str = "JSONEachRow",
     dsn = settings.effective_clickhouse_dsn
     url = _worker_url(settings) if dsn.startswith("chdb:") else None
     if url is not None:
-        body = json.dumps({"sql": sql, "format": fmt, "parameters": parameters or {}, "write": write}).encode()
-        try:
-            status, answer = post_json(url, "/ccstream/sql/", body, {"Authorization": f"Bearer {worker_token(settings)}"},
-                                       timeout=settings.sql_max_seconds + 60)
-        except OSError as exc:
-            reason = exc if isinstance(exc, HttpError) else (exc.strerror or type(exc).__name__)
-            raise QueryError(f"ccstream up is running but its worker at {url} does not answer ({reason}); "
-                             "it may still be starting: try again in a few seconds") from None
-        if status != 200:
-            detail = answer.decode(errors="replace")
-            with contextlib.suppress(ValueError, KeyError, TypeError):
-                detail = json.loads(detail)["error"]
-            raise QueryError(detail)
-        return answer
+        return query_worker(settings, url, sql, fmt, parameters, write=write)
     if dsn.startswith("chdb:") and is_locked(settings):
         raise QueryError("ccstream up is starting or stopping and owns the store; try again in a few seconds")
     from stream.store.client import connect

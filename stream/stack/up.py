@@ -143,40 +143,42 @@ class Stack:
         bridge.start()
         self.procs.append(bridge)
         host = s.web_host if s.web_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
-        web_url = self.web_url = f"http://{'[' + host + ']' if ':' in host else host}:{self.web_port}"
-        info = {"bridge_pid": bridge.pid, "web_url": web_url, "redis_url": strip_password(self.redis_url or ""),
-                "kafka_bootstrap": self.bootstrap, "started_at": time.time()}
+
+        def url(port: int) -> str:
+            return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+
+        def start_worker(name: str, argv: list[str], port: int, extra: dict[str, str] | None = None) -> Child:
+            child = Child(name, [*exe, *argv], logs / f"{name}.log", dict(env, **(extra or {})), port=port)
+            child.start()
+            self.procs.append(child)
+            child.wait_ready(timeout=120)
+            return child
+
+        web_url = self.web_url = self.edge_url = url(self.web_port)
+        info: dict[str, object] = {"bridge_pid": bridge.pid, "web_url": web_url,
+                                   "redis_url": strip_password(self.redis_url or ""),
+                                   "kafka_bootstrap": self.bootstrap, "started_at": time.time()}
         if s.up_split:
             # two GILs: the sink (chDB, the SQL API, the dashboard) at web_url, then the edge (tailer, OTLP,
             # drain), which reads its file checkpoints through the sink (agents/checkpoints.py), so the
             # sink's address is recorded first
-            worker = Child("sink", [*exe, "sink"], logs / "sink.log", env, port=self.web_port)
-            worker.start()
-            self.procs.append(worker)
-            worker.wait_ready(timeout=120)
+            worker = start_worker("sink", ["sink"], self.web_port)
             run.record_worker({**info, "pid": worker.pid, "children": {p.name: p.pid for p in self.procs}})
             edge_port = free_port(s.web_host)
-            edge_url = self.edge_url = f"http://{'[' + host + ']' if ':' in host else host}:{edge_port}"
-            edge = Child("edge", [*exe, "worker", "--roles", "edge"], logs / "edge.log",
-                         dict(env, CCSTREAM_APP_ID=s.edge_app_id, CCSTREAM_WEB_PORT=str(edge_port)), port=edge_port)
-            edge.start()
-            self.procs.append(edge)
-            edge.wait_ready(timeout=120)
-            info.update(edge_url=edge_url, edge_pid=edge.pid)
+            edge = start_worker("edge", ["worker", "--roles", "edge"], edge_port,
+                                {"CCSTREAM_APP_ID": s.edge_app_id, "CCSTREAM_WEB_PORT": str(edge_port)})
+            self.edge_url = url(edge_port)
+            info.update(edge_url=self.edge_url, edge_pid=edge.pid)
+            shown = [worker, edge]
         else:
-            worker = Child("worker", [*exe, "worker"], logs / "worker.log", env, port=self.web_port)
-            worker.start()
-            self.procs.append(worker)
-            worker.wait_ready(timeout=120)
-            self.edge_url = web_url
+            worker = start_worker("worker", ["worker"], self.web_port)
+            shown = [worker]
         self.worker = worker
         run.record_worker({**info, "pid": worker.pid, "children": {p.name: p.pid for p in self.procs}})
         self.login_url = f"{web_url}/ccstream/?login={login}"
-        if s.up_split:
-            self.say(f"  sink      pid {worker.pid}, {web_url} (log {logs / 'sink.log'})")
-            self.say(f"  edge      pid {edge.pid}, {self.edge_url} (log {logs / 'edge.log'})")
-        else:
-            self.say(f"  worker    pid {worker.pid}, {web_url} (log {logs / 'worker.log'})")
+        for child in shown:
+            where = self.edge_url if child.name == "edge" else web_url
+            self.say(f"  {child.name:<9} pid {child.pid}, {where} (log {child.log_path})")
         self.say(f"  dashboard {self.login_url}")
         self.say(f"            (a one-time link: it logs this browser in; API token in {run.path / 'api.token'})")
         self.say(f"  bridge    pid {bridge.pid} (log {logs / 'bridge.log'})")

@@ -136,6 +136,18 @@ def test_lines_appended_after_session_start_become_queryable(stack: UpStack) -> 
         == [{"hook_event_name": "SessionStart"}], 30, "the SessionStart event")
 
 
+def assert_every_row_once_after_the_restart(stack: UpStack) -> None:
+    """The corpus in ClickHouse exactly once after a kill and a restart: every row, each identity once, no
+    dead letter (a settled count: two seconds more change nothing)."""
+    stack.wait_for(lambda: stack.scalar("SELECT count() AS n FROM claude_raw_traces FINAL") >= EXPECTED_ROWS,
+                   240, f"{EXPECTED_ROWS} rows after the restart")
+    time.sleep(2)
+    assert stack.scalar("SELECT count() AS n FROM claude_raw_traces FINAL") == EXPECTED_ROWS
+    assert stack.scalar("SELECT uniqExact(file_id, incarnation, byte_offset) AS n "
+                        "FROM claude_raw_traces FINAL") == EXPECTED_ROWS
+    assert stack.scalar("SELECT count() AS n FROM dead_letters FINAL") == 0
+
+
 def test_worker_killed_mid_ingest_then_restarted_loses_and_repeats_nothing(
         tmp_path: Path, corpus: Path) -> None:
     # small reads and small insert batches stretch the ingest over many inserts, so the kill lands mid-way
@@ -153,13 +165,7 @@ def test_worker_killed_mid_ingest_then_restarted_loses_and_repeats_nothing(
 
     stack.start()
     try:
-        stack.wait_for(lambda: stack.scalar("SELECT count() AS n FROM claude_raw_traces FINAL") >= EXPECTED_ROWS,
-                       240, f"{EXPECTED_ROWS} rows after the restart")
-        time.sleep(2)
-        assert stack.scalar("SELECT count() AS n FROM claude_raw_traces FINAL") == EXPECTED_ROWS
-        assert stack.scalar("SELECT uniqExact(file_id, incarnation, byte_offset) AS n "
-                            "FROM claude_raw_traces FINAL") == EXPECTED_ROWS
-        assert stack.scalar("SELECT count() AS n FROM dead_letters FINAL") == 0
+        assert_every_row_once_after_the_restart(stack)
     finally:
         assert stack.stop() == 0, stack.logs()
 
@@ -191,13 +197,7 @@ def test_the_edge_worker_killed_mid_ingest_up_restarts_the_stack_and_every_row_l
                 return False
 
         stack.wait_for(new_edge, 120, "a new edge")
-        stack.wait_for(lambda: stack.scalar("SELECT count() AS n FROM claude_raw_traces FINAL") >= EXPECTED_ROWS,
-                       240, f"{EXPECTED_ROWS} rows after the restart")
-        time.sleep(2)
-        assert stack.scalar("SELECT count() AS n FROM claude_raw_traces FINAL") == EXPECTED_ROWS
-        assert stack.scalar("SELECT uniqExact(file_id, incarnation, byte_offset) AS n "
-                            "FROM claude_raw_traces FINAL") == EXPECTED_ROWS
-        assert stack.scalar("SELECT count() AS n FROM dead_letters FINAL") == 0
+        assert_every_row_once_after_the_restart(stack)
         status = stack.status()
         # one view of the two workers: the tailer's figures come from the edge (the sink has none of its own)
         assert status["roles"] == ["edge", "sink"] and "edge" not in status and status["rows_inserted"] > 0
