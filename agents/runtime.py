@@ -37,6 +37,8 @@ class Stats:
     last_insert_at: float = 0.0
     session_events: int = 0
     live_inserts: int = 0  # inserts of the live lane (raw-live), where there is one
+    raw_batches: int = 0  # batches of raw-events taken by the sink (each split into sink_insert_threads inserts)
+    largest_raw_batch_bytes: int = 0  # of chunk values: sink_batch_bytes, plus one chunk at most
 
 
 @dataclass

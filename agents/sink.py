@@ -1,6 +1,7 @@
 """The sink role: raw chunks, session events and dead letters from Kafka into ClickHouse.
 
-Batches are taken by count and time (`take_events`), inserted from a thread (chDB has no async client) as
+Raw batches are taken by count, bytes and time (agents/take_bytes.py), the others by count and time
+(`take_events`), inserted from a thread (chDB has no async client) as
 Commits (stream/store/commit.py: the tokens and the order rows → dead letters → checkpoints), and
 acknowledged only after every commit of the batch succeeded: Faust commits an offset only for acknowledged
 events, so a crash between insert and commit re-delivers the batch and ClickHouse drops it (same tokens) or
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 import faust
 
 from agents.runtime import Runtime
+from agents.take_bytes import take_events_by_size, value_size
 from stream.backoff import Backoff
 from stream.contract.dead_letter import DeadLetter
 from stream.contract.insert_notice import InsertNotice
@@ -110,8 +112,12 @@ def register(app: faust.App, rt: Runtime) -> None:
 
     @app.agent(rt.topics.raw_events, name="ccstream.sink")
     async def sink(stream: Any) -> None:
-        async for events in stream.take_events(s.sink_batch_messages, within=s.sink_batch_seconds):
+        async for events in take_events_by_size(stream, s.sink_batch_messages, s.sink_batch_bytes,
+                                                s.sink_batch_seconds):
             # the header only: the lines stay one block, handed to ClickHouse as they came
+            rt.stats.raw_batches += 1
+            rt.stats.largest_raw_batch_bytes = max(rt.stats.largest_raw_batch_bytes,
+                                                   sum(value_size(e) for e in events))
             await insert_raw(rt, events, s.topic_raw_events, rt.writers)
 
     if rt.topics.raw_live is not None:

@@ -118,6 +118,9 @@ class Settings:
 
     # sink
     sink_batch_messages: int = 200  # Kafka messages (chunks of lines) per insert at most
+    # and bytes of chunks per insert at most: what bounds the sink's memory (a batch is held several times
+    # over while it is extracted and inserted) and lets a batch go without waiting out sink_batch_seconds
+    sink_batch_bytes: int = 24 * 1024 * 1024
     sink_batch_seconds: float = 0.5
     sink_retry_max_seconds: float = 30.0
     # a batch is split by file into this many inserts that run at once, each on its own connection: one

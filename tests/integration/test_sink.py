@@ -153,6 +153,31 @@ def test_the_same_chunks_delivered_twice_leave_one_copy(sink: CcstreamProcess, t
     assert count(sink, "SELECT count() AS n FROM dead_letters WHERE host = {h:String}", {"h": host}) == 0
 
 
+def test_a_raw_batch_stops_at_its_byte_budget_and_every_chunk_lands_once(tansu: TansuBroker, tmp_path: Path,
+                                                                            corpus: Path) -> None:
+    """Fed: 12 transcripts as chunks of 10 objects (a few KB to a few hundred KB each), to a sink whose byte
+    budget is 64 KB and whose count (1,000) and window (10 s) are never reached. Out: every line once, and
+    no batch over the budget by more than its last chunk: a batch goes at its bytes, not at the window."""
+    budget = 64 * 1024
+    sink = start_sink(tansu, tmp_path / "budget", "sink-budget", "sinkb", sink_batch_bytes=str(budget),
+                      sink_batch_messages="1000", sink_batch_seconds="10")
+    try:
+        host = f"budget-{uuid.uuid4().hex[:6]}"
+        chunks = [c for p in corpus_files(corpus, 12) for c in chunks_for(corpus, p, host)]
+        want = sorted(identities(chunks))
+        total = sum(len(c.encode()) for c in chunks)
+        largest = max(len(c.encode()) for c in chunks)
+        assert total > 8 * budget, "too little to fill several batches"
+        produce(tansu.bootstrap, "sinkb.raw-events", chunks)
+        sink.wait_until(lambda: len(stored(sink, host)) == len(want), 120, "every chunk")
+        assert stored(sink, host) == want
+        st = sink.status()
+        assert budget <= st["largest_raw_batch_bytes"] < budget + largest
+        assert st["raw_batches"] >= total // (budget + largest)
+    finally:
+        sink.stop()
+
+
 def test_clickhouse_refusing_inserts_for_a_while_loses_nothing(sink: CcstreamProcess, tansu: TansuBroker,
                                                                corpus: Path) -> None:
     """ClickHouse made unavailable for inserts for real, from the outside: no ClickHouse server can run here,
