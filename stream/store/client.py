@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -368,7 +369,14 @@ def _ensure_database(client: Any, database: str) -> None:
 
 # the embedded engine's server settings. Its MemoryWorker reads the process's RSS every 50-100 ms to correct
 # the memory tracker: 0.3 % of a core on an idle stack; once a second is plenty for a single-user store.
-CHDB_OPTIONS = {"memory_worker_period_ms": 1000}
+# Merges: 4 at once, not 16, on a machine of a few cores; a backfill's sink spent less CPU per MB (53 against
+# 57-63 ms/MB) for ~80 MB more RSS (docs/benchmarks.md, backfill).
+CHDB_OPTIONS = {"memory_worker_period_ms": 1000, "background_pool_size": 4}
+# chDB's own jemalloc (read when the library loads, so set before the first chDB import): its dirty pages go
+# back to the system after 0.5 s (compiled in: 5 s, without the background thread that returns them), so the
+# memory of one batch is not still held when the next arrives. A backfill's sink peaked at 1.57 GB RSS without
+# it, 1.21 GB with it, at the same CPU; 0 ms (immediate) cost a third more CPU (docs/benchmarks.md, backfill).
+CHDB_MALLOC_CONF = "background_thread:true,dirty_decay_ms:500,muzzy_decay_ms:0"
 
 
 def connect(dsn: str) -> ClickHouse:
@@ -384,6 +392,8 @@ def connect(dsn: str) -> ClickHouse:
             raise ValueError(f"chDB DSN must be chdb:///absolute/path[?database=name], not {dsn!r}")
         database = query.get("database") or "default"
         Path(path).mkdir(parents=True, exist_ok=True)
+        if "chdb" not in sys.modules:  # the user's own JE_MALLOC_CONF wins
+            os.environ.setdefault("JE_MALLOC_CONF", CHDB_MALLOC_CONF)
         try:
             client = clickhouse_connect.get_client(dsn=f"chdb://{path}", chdb_options=CHDB_OPTIONS)
             _ensure_database(client, database)
