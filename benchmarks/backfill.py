@@ -216,6 +216,26 @@ What the profiles showed, 2026-12-03 (py-spy 50 Hz `--threads`, and per-thread C
   run). The sink's RSS is 260 MB of mapped files (chDB's library) and 240-900 MB of anonymous memory that
   rises and falls with each batch. zstd costs 5.4 ms/MB to encode and 2.0 to decode (7.4 of the 237 CPU
   ms/MB): not the lever; nor ZSTD(3) on the raw column against ZSTD(1) (5.4 against 4.3 ms/MB).
+- 2026-12-05, a fast machine again (10M Python additions in 0.20-0.22 s; ccusage 1.03-1.13 s). Split `up`
+  as it was: 40.7 and 44.8 s (24-27 MB/s), the stack's peak 1.80-2.01 GB (the sink 1.39-1.61 GB), live p99
+  1.89-3.39 s, `tokens --by day` 0.15 s. The stack used only 1.35 of the 2 cores. py-spy `--gil` on the sink:
+  the GIL held 43 % of the time (431 of 1,000 samples over 20 s), so the sink was not GIL bound. Timing each
+  raw batch showed why: every batch waited out the whole 0.5 s take_events window, then inserted for ~0.8 s.
+  The edge keeps only `tail_sink_lag_records` lines in flight (~35 MB here), so the 200-message count was
+  never reached. The sink waited for the edge and the edge for the sink: they took turns. A raw batch is now
+  bounded by bytes as well (`sink_batch_bytes`, 24 MiB, agents/take_bytes.py) and goes when full. After
+  that, the window wait fell from 18.7 to 7.5 s of a run (5.4 s of it the first batch), and the stack used
+  1.65 cores. A deeper pacing instead (60,000 lines): 38.3 s, but the sink peaked at 1.79 GB. Four insert
+  threads: 48.3 s. 16 MiB batches: 39.6-41.5 s, no less memory.
+- the sink's memory at its peak: ~880 MB anonymous plus 260 MB of mapped files (chDB's library), sampled from
+  /proc every 0.5 s. chDB's jemalloc keeps freed pages 5 s and runs no purge of its own, so a batch's memory
+  was still held when the next came. Started with `dirty_decay_ms:500` (stream/store/client.py,
+  CHDB_MALLOC_CONF) the sink peaked at 1.21 GB instead of 1.57 GB, at the same CPU. `dirty_decay_ms:0` gave
+  1.12 GB but took a third more CPU (47.9 s). Four merges at once instead of chDB's 16, back to back, two runs
+  each: 37.6/37.7 s at 53 ms/MB, the stack 1.67-1.71 GB, against 40.2/43.7 s at 57-63 ms/MB and 1.56-1.62 GB.
+  Both together are the default now: 37.2-43.1 s over three runs (25-29 MB/s), live p99 0.54-1.00 s, the
+  stack 1.64-1.71 GB.
+  40 MB/s needs less CPU per MB: at 53 ms/MB, the two cores top out near 38 MB/s.
 - the broker: Tansu keeps every message (~210 MB after this run). Deleting the raw topic under a running
   worker would lose rows: Faust drops messages whose offset is below the partition's read offset
   (faust/transport/consumer.py), and a recreated topic numbers from 0; DeleteRecords panics in Tansu's
