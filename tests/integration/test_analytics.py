@@ -435,7 +435,8 @@ def test_tools_and_status_cli(ch: ClickHouse, tmp_path: Path, monkeypatch: pytes
 def test_status_reports_redis_and_kafka_lag(ch: ClickHouse, redis_server: Any, tansu: Any, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """Fed: 3 hook events in the Redis stream, 1 of them read by the bridge group and not acked; 5 raw
-    chunks in Kafka that the Faust group never consumed. Out: length 3, pending 1, lag 2; Kafka lag 5."""
+    chunks in Kafka that the sink's group never consumed, 2 tail requests for a split `up`'s edge group.
+    Out: length 3, pending 1, lag 2; Kafka lag 5 for the sink's group, 2 for the edge's, each by name."""
     import asyncio
 
     import redis
@@ -455,6 +456,8 @@ def test_status_reports_redis_and_kafka_lag(ch: ClickHouse, redis_server: Any, t
         try:
             for _ in range(5):
                 await p.send_and_wait(f"{prefix}.raw-events", b"chunk", key=b"s")
+            for _ in range(2):
+                await p.send_and_wait(f"{prefix}.ccstream-edge.tail-requests", b"request", key=b"s")
         finally:
             await p.stop()
 
@@ -465,5 +468,9 @@ def test_status_reports_redis_and_kafka_lag(ch: ClickHouse, redis_server: Any, t
     status = json.loads(run_cli(cli.main_status, ["--json"], ch))
     assert {k: status["redis"][k] for k in ("length", "pending", "lag")} == {"length": 3, "pending": 1, "lag": 2}
     kafka = status["kafka"]
-    assert (kafka[f"{prefix}.raw-events end"], kafka[f"{prefix}.raw-events lag"]) == (5, 5)
+    assert kafka["groups"] == "ccstream, ccstream-edge"
+    assert (kafka[f"{prefix}.raw-events end"], kafka[f"{prefix}.raw-events lag (ccstream)"]) == (5, 5)
+    edge_requests = f"{prefix}.ccstream-edge.tail-requests"
+    assert (kafka[f"{edge_requests} end"], kafka[f"{edge_requests} lag (ccstream-edge)"]) == (2, 2)
+    assert f"{edge_requests} lag (ccstream)" not in kafka  # the sink's group never reads the edge's queue
     assert kafka[f"{prefix}.sessions"] == "no such topic yet"
